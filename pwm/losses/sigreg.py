@@ -1,0 +1,162 @@
+r"""SIGReg: Sketched Isotropic Gaussian Regularisation (LeWM; DESIGN 5.1).
+
+For embeddings Z of shape (T, B, D) and M random unit directions a (redrawn every step),
+project h = Z a and test each 1-D marginal against N(0, 1) with the Epps–Pulley statistic
+
+    EP(h) = N \int |phi_N(t) - e^{-t^2/2}|^2 e^{-t^2/2} dt,
+    phi_N(t) = mean_n e^{i t h_n}  ->  (mean cos(t h) - e^{-t^2/2})^2 + (mean sin(t h))^2,
+
+integrated by the trapezoid rule on K knots t_k = k dt in [0, t_max] with interior weights doubled
+(the integrand is even). SIGReg = mean of EP over directions and time steps; N = global batch.
+
+Oracle: for Z ~ N(0, I), E[EP] = sum_k w_k (1 - e^{-t_k^2}) per direction, whatever N, where
+w_k = trapezoid weight x window e^{-t_k^2/2}.
+
+Implementation choices (fast and exact, see experiments/benchmarks/sigreg.py):
+- the knots are multiples of one angle dt*h, so cos(k dt h) and sin(k dt h) come from the
+  Chebyshev recurrence c_{k+1} = 2 cos(dt h) c_k - c_{k-1} (two transcendental calls instead of K);
+- a custom autograd function keeps only h and recomputes the recurrence in backward, so memory is
+  O(T B M), never the O(T B M K) of the dense formula; the batch is processed in blocks;
+- directions come from a CPU generator seeded by (seed, step): identical on every rank when the
+  caller passes the same step (the trainer's global step), different between steps;
+- under torch.distributed, the per-rank sums of cos and sin are all-reduced with the
+  autograd-aware `torch.distributed.nn.functional.all_reduce` before the square, so loss and
+  (DDP-averaged) gradients equal the single-process value on the concatenated global batch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+_BLOCK = 64  # batch rows per block of the recurrence (keeps the working set in cache)
+
+
+def _harmonics(theta: Tensor, K: int):
+    """Yield (k, cos(k theta), sin(k theta)) for k = 0..K-1 by the Chebyshev recurrence."""
+    c1, s1 = torch.cos(theta), torch.sin(theta)
+    two_c1 = 2 * c1
+    c_prev, s_prev = torch.ones_like(theta), torch.zeros_like(theta)
+    c, s = c1, s1
+    yield 0, c_prev, s_prev
+    for k in range(1, K):
+        yield k, c, s
+        c, c_prev = two_c1 * c - c_prev, c
+        s, s_prev = two_c1 * s - s_prev, s
+
+
+class _HarmonicSums(torch.autograd.Function):
+    """(C, S)[t, m, k] = sum_b (cos, sin)(k dt h[t, b, m]), recomputed in backward."""
+
+    @staticmethod
+    def forward(ctx, h: Tensor, dt: float, K: int):  # h: (T, B, M)
+        T, B, M = h.shape
+        C = h.new_zeros(T, M, K)  # (T, M, K)
+        S = h.new_zeros(T, M, K)  # (T, M, K)
+        for start in range(0, B, _BLOCK):
+            theta = dt * h[:, start : start + _BLOCK]  # (T, b, M)
+            for k, c, s in _harmonics(theta, K):
+                C[..., k] += c.sum(1)
+                S[..., k] += s.sum(1)
+        ctx.save_for_backward(h)
+        ctx.dt, ctx.K = dt, K
+        return C, S
+
+    @staticmethod
+    def backward(ctx, gC: Tensor, gS: Tensor):  # gC, gS: (T, M, K)
+        (h,) = ctx.saved_tensors
+        dt, K = ctx.dt, ctx.K
+        kdt = dt * torch.arange(K, dtype=h.dtype, device=h.device)  # (K,)
+        a = (-gC * kdt).unsqueeze(1)  # (T, 1, M, K) coefficient of sin(k theta)
+        b = (gS * kdt).unsqueeze(1)  # (T, 1, M, K) coefficient of cos(k theta)
+        grad = torch.empty_like(h)  # (T, B, M)
+        for start in range(0, h.shape[1], _BLOCK):
+            theta = dt * h[:, start : start + _BLOCK]  # (T, b, M)
+            acc = torch.zeros_like(theta)
+            for k, c, s in _harmonics(theta, K):
+                if k:
+                    acc += a[..., k] * s + b[..., k] * c
+            grad[:, start : start + _BLOCK] = acc
+        return grad, None, None
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+class SIGReg(nn.Module):
+    """Epps–Pulley normality test on M random projections, averaged; input (T, B, D) or (B, D).
+
+    Args:
+        num_directions: M, random unit directions drawn per step.
+        num_knots: K, trapezoid knots on [0, t_max].
+        t_max: upper end of the integration range.
+        seed: base seed of the direction generator (combined with the step).
+    """
+
+    def __init__(
+        self, num_directions: int = 1024, num_knots: int = 17, t_max: float = 3.0, seed: int = 0
+    ):
+        super().__init__()
+        if num_directions < 1 or num_knots < 2 or t_max <= 0:
+            raise ValueError("SIGReg needs num_directions >= 1, num_knots >= 2 and t_max > 0")
+        self.num_directions, self.num_knots, self.seed = num_directions, num_knots, seed
+        self.dt = t_max / (num_knots - 1)
+        t = torch.linspace(0, t_max, num_knots)  # (K,)
+        trapezoid = torch.full((num_knots,), 2 * self.dt)
+        trapezoid[[0, -1]] = self.dt
+        window = torch.exp(-t.square() / 2)
+        self.register_buffer("t", t, persistent=False)
+        self.register_buffer("phi", window, persistent=False)  # N(0,1) characteristic function
+        self.register_buffer("weights", trapezoid * window, persistent=False)
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+
+    def expected_gaussian(self) -> float:
+        """E[statistic] per direction for Z ~ N(0, I), independent of N (the oracle)."""
+        return float((self.weights * (1 - torch.exp(-self.t.square()))).sum())
+
+    def directions(self, dim: int, step: int) -> Tensor:
+        """(D, M) unit directions for `step`: identical on every rank, new at every step."""
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + int(step))
+        A = torch.randn(dim, self.num_directions, generator=gen)  # (D, M)
+        return A / A.norm(dim=0, keepdim=True)
+
+    def forward(self, z: Tensor, step: int | None = None) -> Tensor:
+        """SIGReg of z (T, B, D) or (B, D); `step` seeds the directions (default: call counter)."""
+        if z.dim() == 2:
+            z = z.unsqueeze(0)  # (1, B, D)
+        if z.dim() != 3:
+            raise ValueError(f"SIGReg expects (T, B, D) or (B, D), got shape {tuple(z.shape)}")
+        if step is None:
+            step = int(self.step)
+            self.step += 1
+        A = self.directions(z.shape[-1], step).to(device=z.device, dtype=z.dtype)  # (D, M)
+        h = z @ A  # (T, B, M)
+        C, S = _HarmonicSums.apply(h, self.dt, self.num_knots)  # (T, M, K) each
+        n = torch.tensor(float(z.shape[1]), device=z.device, dtype=z.dtype)
+        if _distributed():
+            from torch.distributed.nn.functional import all_reduce
+
+            C, S = all_reduce(torch.stack([C, S])).unbind(0)  # sums over the global batch
+            n = n.clone()
+            dist.all_reduce(n)
+        err = (C / n - self.phi).square() + (S / n).square()  # (T, M, K)
+        return (err @ self.weights * n).mean()
+
+
+def sigreg_dense(z: Tensor, directions: Tensor, t_max: float = 3.0, num_knots: int = 17) -> Tensor:
+    """Reference SIGReg, the formula written out densely over a (T, B, M, K) tensor.
+
+    Slow and memory-hungry; kept as the test oracle and the benchmark baseline.
+    """
+    if z.dim() == 2:
+        z = z.unsqueeze(0)
+    t = torch.linspace(0, t_max, num_knots, dtype=z.dtype, device=z.device)  # (K,)
+    dt = t_max / (num_knots - 1)
+    trapezoid = torch.full_like(t, 2 * dt)
+    trapezoid[[0, -1]] = dt
+    window = torch.exp(-t.square() / 2)
+    x = (z @ directions).unsqueeze(-1) * t  # (T, B, M, K)
+    err = (x.cos().mean(1) - window).square() + x.sin().mean(1).square()  # (T, M, K)
+    return (err @ (trapezoid * window) * z.shape[1]).mean()

@@ -1,0 +1,49 @@
+"""The JEPA world model: encoder -> projector -> embedding; predictor over embeddings (LeWM).
+
+Composes injected parts and never reads a config. `encode` embeds every frame of a batch of
+windows once; `predict` gives, at every position t, the prediction of z_{t+1} from the last H
+embeddings and the action a_t; `rollout` predicts autoregressively from a context with given
+future actions (for the consequence probe).
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+
+
+class WorldModel(nn.Module):
+    """encoder + projector (frame -> z) and predictor ((z, a)_{<=t} -> z_{t+1})."""
+
+    def __init__(self, encoder: nn.Module, projector: nn.Module, predictor: nn.Module):
+        super().__init__()
+        self.encoder, self.projector, self.predictor = encoder, projector, predictor
+
+    def encode(self, obs: Tensor) -> Tensor:  # (B, T, *obs_shape)
+        B = obs.shape[0]
+        flat = obs.flatten(0, 1)  # (B*T, *obs_shape)
+        z = self.projector(self.encoder(flat))  # (B*T, D)
+        return rearrange(z, "(b t) d -> b t d", b=B)  # (B, T, D)
+
+    def predict(self, z: Tensor, actions: Tensor) -> Tensor:  # (B, T, D), (B, T, A)
+        return self.predictor(z, actions)  # (B, T, D): position t predicts z_{t+1}
+
+    @torch.no_grad()
+    def rollout(self, z_context: Tensor, actions: Tensor) -> Tensor:
+        """Predict len(actions) - T0 + 1 future embeddings autoregressively.
+
+        z_context (B, T0, D) are encoded frames; actions (B, T0 + S - 1, A) cover the context and
+        the S steps to imagine. Returns (B, S, D): predictions of z_{T0}, ..., z_{T0+S-1}.
+        """
+        z = z_context
+        T0, steps = z.shape[1], actions.shape[1] - z_context.shape[1] + 1
+        H = self.predictor.history
+        out = []
+        for s in range(steps):
+            ctx = z[:, -H:]  # (B, <=H, D)
+            a = actions[:, T0 + s - ctx.shape[1] : T0 + s]  # (B, <=H, A)
+            nxt = self.predict(ctx, a)[:, -1:]  # (B, 1, D)
+            out.append(nxt)
+            z = torch.cat([z, nxt], dim=1)  # (B, T0+s+1, D)
+        return torch.cat(out, dim=1)  # (B, S, D)

@@ -1,0 +1,132 @@
+"""Action-conditioned causal transformer predictor with AdaLN-zero (DESIGN 5.2).
+
+Position t attends to positions t-H+1..t (a causal mask limited to the last `history` frames) and
+is conditioned on the action a_t taken at t; it outputs the prediction of z_{t+1}. With the
+default window of H + 1 frames (LeWM's setup) the mask is plain causal attention, and the
+prediction of z_{t+1} uses exactly the H frames up to t, as the surprise probes do. Longer
+training chunks are allowed; stacked layers then reach (H - 1) * depth + 1 frames back. Every next
+step of a window is predicted in one pass. Conditioning is AdaLN-zero (DiT): per block, a linear
+map of the action embedding gives shift, scale and gate for the attention and MLP branches,
+zero-initialised so each block starts as the identity. With zero action dimensions the
+conditioning vector is a learned constant. The output goes through the predictor's own projector.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from pwm.models.projector import Projector
+
+
+def sliding_causal_mask(T: int, history: int, device=None) -> Tensor:
+    """(T, T) bool, True where query i may attend key j: j <= i and i - j < history."""
+    i = torch.arange(T, device=device)
+    d = i[:, None] - i[None, :]  # (T, T)
+    return (d >= 0) & (d < history)
+
+
+def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
+    return x * (1 + scale) + shift
+
+
+class Attention(nn.Module):
+    def __init__(self, width: int, heads: int, head_dim: int, dropout: float):
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.qkv = nn.Linear(width, 3 * heads * head_dim)
+        self.out = nn.Linear(heads * head_dim, width)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:  # (B, T, W)
+        q, k, v = rearrange(self.qkv(x), "b t (n h d) -> n b h t d", n=3, h=self.heads)
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, h, T, d)
+        return self.out(rearrange(y, "b h t d -> b t (h d)"))  # (B, T, W)
+
+
+class AdaLNZeroBlock(nn.Module):
+    """Pre-norm transformer block whose norms and residual gates are set by the condition."""
+
+    def __init__(self, width: int, heads: int, head_dim: int, mlp_dim: int, dropout: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(width, elementwise_affine=False)
+        self.attn = Attention(width, heads, head_dim, dropout)
+        self.norm2 = nn.LayerNorm(width, elementwise_affine=False)
+        self.mlp = nn.Sequential(
+            nn.Linear(width, mlp_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(mlp_dim, width)
+        )
+        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(width, 6 * width))
+        nn.init.zeros_(self.ada[1].weight)
+        nn.init.zeros_(self.ada[1].bias)
+
+    def forward(self, x: Tensor, cond: Tensor, mask: Tensor) -> Tensor:  # (B, T, W) both
+        s1, c1, g1, s2, c2, g2 = self.ada(cond).chunk(6, dim=-1)  # 6 x (B, T, W)
+        x = x + g1 * self.attn(modulate(self.norm1(x), s1, c1), mask)
+        return x + g2 * self.mlp(modulate(self.norm2(x), s2, c2))  # (B, T, W)
+
+
+class Predictor(nn.Module):
+    """Causal AdaLN-zero transformer: (z (B, T, D), actions (B, T, A)) -> next embeddings (B, T, D).
+
+    Args:
+        embed_dim: D, the embedding dimension (input and output).
+        action_dim: A, per-step action features (0 allowed).
+        history: H, how many past frames a position attends to (itself included).
+        max_len: longest window the positional embedding covers.
+        width: transformer width.
+        depth: number of blocks.
+        heads: attention heads.
+        head_dim: dimension per head (LeWM uses 64 with 16 heads over a 192-d stream).
+        mlp_dim: MLP hidden size.
+        dropout: dropout in attention and MLP.
+    """
+
+    def __init__(
+        self,
+        embed_dim: int,
+        action_dim: int,
+        history: int,
+        max_len: int,
+        width: int,
+        depth: int,
+        heads: int,
+        head_dim: int,
+        mlp_dim: int,
+        dropout: float = 0.1,
+    ):
+        super().__init__()
+        if history < 1:
+            raise ValueError(f"history must be >= 1, got {history}")
+        self.history, self.action_dim = history, action_dim
+        self.inp = nn.Linear(embed_dim, width)
+        self.pos = nn.Parameter(torch.zeros(1, max_len, width))
+        nn.init.trunc_normal_(self.pos, std=0.02)
+        if action_dim > 0:
+            self.action = nn.Sequential(
+                nn.Linear(action_dim, width), nn.SiLU(), nn.Linear(width, width)
+            )
+        else:
+            self.cond = nn.Parameter(torch.zeros(1, 1, width))
+        self.blocks = nn.ModuleList(
+            AdaLNZeroBlock(width, heads, head_dim, mlp_dim, dropout) for _ in range(depth)
+        )
+        self.norm = nn.LayerNorm(width)
+        self.proj = Projector(width, 4 * embed_dim if embed_dim < 512 else 2048, embed_dim)
+
+    def forward(self, z: Tensor, actions: Tensor) -> Tensor:  # (B, T, D), (B, T, A)
+        B, T, _ = z.shape
+        if T > self.pos.shape[1]:
+            raise ValueError(
+                f"window of {T} frames exceeds the predictor's max_len {self.pos.shape[1]}"
+            )
+        x = self.inp(z) + self.pos[:, :T]  # (B, T, W)
+        if self.action_dim > 0:
+            cond = self.action(actions.float())  # (B, T, W)
+        else:
+            cond = self.cond.expand(B, T, -1)  # (B, T, W)
+        mask = sliding_causal_mask(T, self.history, z.device)  # (T, T)
+        for block in self.blocks:
+            x = block(x, cond, mask)
+        return self.proj(self.norm(x))  # (B, T, D)

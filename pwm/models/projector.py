@@ -1,0 +1,26 @@
+"""The BN projector of LeWM: Linear -> BatchNorm1d -> GELU -> Linear (DESIGN 5.2).
+
+BatchNorm is needed after the ViT's final LayerNorm, which otherwise pins every embedding to a
+sphere-like shell that SIGReg's Gaussian target cannot reach. Accepts (..., in_dim).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class Projector(nn.Module):
+    """Linear(in, hidden) -> BatchNorm1d -> GELU -> Linear(hidden, out) on (..., in_dim)."""
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int):
+        super().__init__()
+        self.fc1 = nn.Linear(in_dim, hidden_dim)
+        self.bn = nn.BatchNorm1d(hidden_dim)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_dim, out_dim)
+
+    def forward(self, x: Tensor) -> Tensor:  # (..., in_dim)
+        lead = x.shape[:-1]
+        h = self.fc1(x.reshape(-1, x.shape[-1]))  # (N, hidden)
+        h = self.fc2(self.act(self.bn(h)))  # (N, out)
+        return h.reshape(*lead, -1)  # (..., out)

@@ -1,0 +1,296 @@
+"""The LightningModule: where model, loss and optimiser meet (DESIGN 2, 5).
+
+One `model_step` serves train, val and test. A batch holds windows of L frames; every frame is
+encoded once, the predictor predicts every next step in one causal pass, and
+
+    loss = mean((pred_t - z_{t+1})^2) + lambda * Reg(z),   Reg in {SIGReg, VICReg, none}
+
+with gradients flowing into both sides (LeWM: no EMA, no stop-gradient). The ablation
+`target: ema` instead predicts the embeddings of an EMA copy of encoder+projector with
+stop-gradient (BYOL / I-JEPA style). Every step logs `stage/pred_loss`, `stage/reg_loss`,
+`stage/loss` and embedding health (`stage/z_std`, `stage/z_rank`), so collapse shows in every run.
+A non-finite loss stops training with a clear message (the last good checkpoint is kept).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor
+
+from pwm.health import effective_rank, embedding_std
+from pwm.losses import SIGReg, vicreg
+from pwm.models import Predictor, Projector, StateEncoder, ViTEncoder, WorldModel
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Frame encoder.
+
+    Args:
+        patch_size: ViT patch side (pixels); must divide the image size.
+        width: ViT / MLP width.
+        depth: ViT layers / MLP hidden layers.
+        heads: ViT attention heads.
+        mlp_dim: ViT MLP hidden size (0: 4 * width).
+    """
+
+    patch_size: int = 8
+    width: int = 192
+    depth: int = 12
+    heads: int = 3
+    mlp_dim: int = 0
+
+
+@dataclass(frozen=True)
+class PredictorConfig:
+    """Causal AdaLN-zero predictor.
+
+    Args:
+        width: transformer width.
+        depth: number of blocks.
+        heads: attention heads.
+        head_dim: dimension per head.
+        mlp_dim: MLP hidden size.
+        dropout: dropout rate.
+    """
+
+    width: int = 192
+    depth: int = 6
+    heads: int = 16
+    head_dim: int = 64
+    mlp_dim: int = 2048
+    dropout: float = 0.1
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with linear warmup then cosine decay to `min_lr_ratio * lr`.
+
+    Args:
+        lr: peak learning rate.
+        weight_decay: AdamW weight decay.
+        warmup_steps: linear warmup steps.
+        min_lr_ratio: final lr as a fraction of the peak.
+    """
+
+    lr: float = 5e-4
+    weight_decay: float = 0.05
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.05
+
+
+def _as(cls, value):
+    """A config section as its dataclass, whether given as one or as a dict (from a checkpoint)."""
+    return cls(**value) if isinstance(value, dict) else value
+
+
+class JEPAModule(L.LightningModule):
+    """LeWM-style JEPA world model: encoder -> BN projector -> z; causal predictor over z.
+
+    Args:
+        observation: `pixels` (ViT encoder) or `state` (MLP encoder); linked from data.
+        obs_size: image side or state features; linked from the dataset.
+        action_dim: action features per step; linked from the dataset (0 allowed).
+        window: frames per training window; linked from data.
+        world: name of the training world; linked from the dataset, checked by probes.
+        history: H, frames of context the predictor attends to; must be < window.
+        embed_dim: D, embedding dimension.
+        projector_hidden: hidden size of the encoder's BN projector.
+        encoder: frame encoder settings.
+        predictor: predictor settings.
+        regularizer: anti-collapse term: `sigreg` (LeWM), `vicreg`, or `none` (collapses).
+        lam: weight lambda of the regulariser.
+        num_directions: SIGReg's random directions M per step.
+        target: `online` (LeWM, gradients into both sides) or `ema` (stop-gradient EMA target).
+        ema_momentum: EMA decay of the target encoder when target is `ema`.
+        optim: optimiser settings.
+    """
+
+    def __init__(
+        self,
+        observation: Literal["pixels", "state"] = "pixels",
+        obs_size: int = 64,
+        action_dim: int = 0,
+        window: int = 16,
+        world: str = "unknown",
+        history: int = 8,
+        embed_dim: int = 192,
+        projector_hidden: int = 2048,
+        encoder: EncoderConfig = EncoderConfig(),  # noqa: B008 (frozen, immutable)
+        predictor: PredictorConfig = PredictorConfig(),  # noqa: B008
+        regularizer: Literal["sigreg", "vicreg", "none"] = "sigreg",
+        lam: float = 0.09,
+        num_directions: int = 1024,
+        target: Literal["online", "ema"] = "online",
+        ema_momentum: float = 0.996,
+        optim: OptimConfig = OptimConfig(),  # noqa: B008
+    ):
+        super().__init__()
+        encoder, predictor, optim = (
+            _as(EncoderConfig, encoder),
+            _as(PredictorConfig, predictor),
+            _as(OptimConfig, optim),
+        )
+        if not 1 <= history < window:
+            raise ValueError(
+                f"model.history must be in [1, data.window), got {history} vs window {window}"
+            )
+        if lam < 0:
+            raise ValueError(f"model.lam must be >= 0, got {lam}")
+        if regularizer not in ("sigreg", "vicreg", "none"):
+            raise ValueError(
+                f"model.regularizer must be sigreg, vicreg or none, got {regularizer!r}"
+            )
+        if target not in ("online", "ema"):
+            raise ValueError(f"model.target must be online or ema, got {target!r}")
+        if observation == "pixels" and obs_size % encoder.patch_size:
+            raise ValueError(
+                f"model.encoder.patch_size {encoder.patch_size} does not divide "
+                f"the image size {obs_size}"
+            )
+        # keep the dataclasses for use, store plain dicts as hyperparameters (weights_only loads)
+        self.encoder_cfg, self.predictor_cfg, self.optim_cfg = encoder, predictor, optim
+        encoder, predictor, optim = asdict(encoder), asdict(predictor), asdict(optim)
+        self.save_hyperparameters()
+        encoder, predictor = self.encoder_cfg, self.predictor_cfg
+        if observation == "pixels":
+            enc = ViTEncoder(
+                obs_size,
+                encoder.patch_size,
+                encoder.width,
+                encoder.depth,
+                encoder.heads,
+                encoder.mlp_dim,
+            )
+        elif observation == "state":
+            enc = StateEncoder(obs_size, encoder.width, encoder.depth)
+        else:
+            raise ValueError(f"model.observation must be pixels or state, got {observation!r}")
+        p = predictor
+        self.model = WorldModel(
+            enc,
+            Projector(enc.out_dim, projector_hidden, embed_dim),
+            Predictor(
+                embed_dim,
+                action_dim,
+                history,
+                window,
+                p.width,
+                p.depth,
+                p.heads,
+                p.head_dim,
+                p.mlp_dim,
+                p.dropout,
+            ),
+        )
+        self.sigreg = SIGReg(num_directions) if regularizer == "sigreg" else None
+        if target == "ema":
+            self.target_encoder = copy.deepcopy(
+                torch.nn.ModuleDict({"encoder": enc, "projector": self.model.projector})
+            )
+            self.target_encoder.requires_grad_(False)
+
+    # -- the one step shared by train, val and test ---------------------------------------------
+    def model_step(self, batch: dict[str, Tensor], stage: str) -> dict[str, Tensor]:
+        obs, actions = batch["obs"], batch["actions"]  # (B, L, ...), (B, L, A)
+        z = self.model.encode(obs)  # (B, L, D)
+        pred = self.model.predict(z[:, :-1], actions[:, :-1])  # (B, L-1, D)
+        target = self.ema_embed(obs) if self.hparams.target == "ema" else z
+        assert pred.shape == target[:, 1:].shape, (pred.shape, target.shape)
+        losses = {"pred_loss": F.mse_loss(pred, target[:, 1:])}
+        zt = rearrange(z, "b t d -> t b d")  # (L, B, D)
+        if self.hparams.regularizer == "sigreg":
+            step = self.global_step if stage == "train" else 0  # fixed directions for val/test
+            losses["reg_loss"] = self.sigreg(zt, step=step)
+        elif self.hparams.regularizer == "vicreg":
+            losses["reg_loss"] = vicreg(zt)
+        else:
+            losses["reg_loss"] = torch.zeros((), device=z.device)
+        losses["loss"] = losses["pred_loss"] + self.hparams.lam * losses["reg_loss"]
+        losses["z_std"] = embedding_std(z)
+        losses["z_rank"] = effective_rank(z)
+        return losses
+
+    @torch.no_grad()
+    def ema_embed(self, obs: Tensor) -> Tensor:  # (B, L, ...)
+        t = self.target_encoder
+        z = t["projector"](t["encoder"](obs.flatten(0, 1)))  # (B*L, D)
+        return rearrange(z, "(b l) d -> b l d", b=obs.shape[0])
+
+    def _log(self, losses: dict[str, Tensor], stage: str) -> None:
+        on_step = stage == "train"
+        self.log_dict(
+            {f"{stage}/{k}": v.detach() for k, v in losses.items()},
+            on_step=on_step,
+            on_epoch=not on_step,
+            prog_bar=False,
+            sync_dist=not on_step,
+        )
+        self.log(
+            f"{stage}_loss",
+            losses["loss"].detach(),
+            prog_bar=True,
+            on_step=on_step,
+            on_epoch=not on_step,
+            logger=False,
+            sync_dist=not on_step,
+        )
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        losses = self.model_step(batch, "train")
+        if not torch.isfinite(losses["loss"]):
+            detail = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
+            raise FloatingPointError(
+                f"non-finite loss at step {self.global_step} ({detail}); "
+                "training stopped, the last good checkpoint is kept"
+            )
+        self._log(losses, "train")
+        return losses["loss"]
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._log(self.model_step(batch, "val"), "val")
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._log(self.model_step(batch, "test"), "test")
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        if self.hparams.target == "ema":
+            m = self.hparams.ema_momentum
+            online = [self.model.encoder, self.model.projector]
+            targets = [self.target_encoder["encoder"], self.target_encoder["projector"]]
+            with torch.no_grad():
+                for src, dst in zip(online, targets, strict=True):
+                    for ps, pd in zip(src.parameters(), dst.parameters(), strict=True):
+                        pd.lerp_(ps, 1 - m)
+                    for bs, bd in zip(src.buffers(), dst.buffers(), strict=True):
+                        bd.copy_(bs)
+
+    def configure_optimizers(self):
+        o = self.optim_cfg
+        decay = [p for n, p in self.named_parameters() if p.requires_grad and p.ndim >= 2]
+        no_decay = [p for n, p in self.named_parameters() if p.requires_grad and p.ndim < 2]
+        opt = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": o.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=o.lr,
+        )
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+
+        def schedule(step: int) -> float:
+            if step < o.warmup_steps:
+                return (step + 1) / o.warmup_steps
+            progress = min((step - o.warmup_steps) / max(total - o.warmup_steps, 1), 1.0)
+            return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,107 @@
+"""Shapes, causality, zero actions, AdaLN-zero initialisation, and LeWM's reference size."""
+
+import pytest
+import torch
+
+from pwm.models import Predictor, Projector, StateEncoder, ViTEncoder, WorldModel
+from pwm.models.predictor import sliding_causal_mask
+
+
+def tiny_model(action_dim=2, history=4, window=8, image=32):
+    enc = ViTEncoder(image, 8, 32, 1, 2)
+    return WorldModel(
+        enc,
+        Projector(32, 64, 16),
+        Predictor(16, action_dim, history, window, 32, 2, 2, 16, 64, 0.0),
+    )
+
+
+def test_encode_predict_shapes_pixels_and_state():
+    m = tiny_model().eval()
+    px = torch.randint(0, 255, (3, 8, 32, 32, 3), dtype=torch.uint8)
+    z = m.encode(px)
+    assert z.shape == (3, 8, 16)
+    assert m.predict(z, torch.randn(3, 8, 2)).shape == (3, 8, 16)
+    s = WorldModel(
+        StateEncoder(36, 32), Projector(32, 64, 16), Predictor(16, 2, 4, 8, 32, 1, 2, 16, 64)
+    ).eval()
+    assert s.encode(torch.randn(2, 8, 36)).shape == (2, 8, 16)
+
+
+def test_zero_action_dimensions():
+    m = tiny_model(action_dim=0).eval()
+    z = torch.randn(2, 8, 16)
+    assert m.predict(z, torch.zeros(2, 8, 0)).shape == (2, 8, 16)
+
+
+def _perturbed_positions(depth: int, history: int) -> list[bool]:
+    torch.manual_seed(0)
+    pred = Predictor(16, 2, history, 8, 32, depth, 2, 16, 64, 0.0).eval()
+    for block in pred.blocks:  # leave AdaLN-zero's identity init, so attention is used
+        torch.nn.init.normal_(block.ada[1].weight, std=0.1)
+    z, a = torch.randn(1, 8, 16), torch.randn(1, 8, 2)
+    z2 = z.clone()
+    z2[:, 4] += 1.0
+    return ((pred(z2, a) - pred(z, a)).abs().amax(-1)[0] > 1e-6).tolist()
+
+
+def test_predictor_is_causal_and_each_layer_sees_history_frames():
+    """Changing frame 4 never changes earlier positions; one layer sees exactly H frames, and
+    stacked layers see (H - 1) * depth + 1 (with window = H + 1, the default, that is all)."""
+    assert _perturbed_positions(depth=1, history=3) == [0, 0, 0, 0, 1, 1, 1, 0]
+    assert _perturbed_positions(depth=2, history=3) == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert _perturbed_positions(depth=2, history=2) == [0, 0, 0, 0, 1, 1, 1, 0]
+
+
+def test_sliding_mask():
+    m = sliding_causal_mask(4, 2)
+    assert m.tolist() == [[1, 0, 0, 0], [1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]]
+
+
+def test_adaln_zero_blocks_start_as_identity():
+    pred = Predictor(16, 2, 4, 8, 32, 2, 2, 16, 64, 0.0).eval()
+    x = torch.randn(2, 8, 32)
+    cond = torch.randn(2, 8, 32)
+    mask = sliding_causal_mask(8, 4)
+    for block in pred.blocks:
+        assert torch.equal(block(x, cond, mask), x)
+
+
+def test_rollout_shape_and_consistency_with_predict():
+    m = tiny_model().eval()
+    z, a = torch.randn(2, 3, 16), torch.randn(2, 6, 2)
+    out = m.rollout(z, a)
+    assert out.shape == (2, 4, 16)
+    assert torch.allclose(out[:, 0], m.predict(z, a[:, :3])[:, -1], atol=1e-6)
+
+
+def test_bad_configs():
+    with pytest.raises(ValueError, match="divisible"):
+        ViTEncoder(30, 8, 32, 1, 2)
+    with pytest.raises(ValueError, match="history"):
+        Predictor(16, 2, 0, 8, 32, 1, 2, 16, 64)
+    with pytest.raises(ValueError, match="max_len"):
+        Predictor(16, 2, 2, 4, 32, 1, 2, 16, 64)(torch.randn(1, 6, 16), torch.randn(1, 6, 2))
+
+
+def test_lewm_reference_parameter_count():
+    """LeWM reports ~15M parameters (~18M counting projectors); the reference config must match."""
+    from pwm.module import EncoderConfig, JEPAModule, PredictorConfig
+
+    m = JEPAModule(
+        observation="pixels",
+        obs_size=224,
+        action_dim=2,
+        window=4,
+        history=3,
+        embed_dim=192,
+        projector_hidden=2048,
+        encoder=EncoderConfig(14, 192, 12, 3),
+        predictor=PredictorConfig(192, 6, 16, 64, 2048),
+    )
+    count = lambda mod: sum(p.numel() for p in mod.parameters())  # noqa: E731
+    total = count(m.model)
+    core = count(m.model.encoder) + count(m.model.predictor) - count(m.model.predictor.proj)
+    print(f"LeWM reference: {total / 1e6:.2f}M total, {core / 1e6:.2f}M without projectors")
+    assert 14e6 < core < 17e6
+    assert 16e6 < total < 19e6

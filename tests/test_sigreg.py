@@ -1,0 +1,123 @@
+"""SIGReg against its formula, its Gaussian oracle, and its distributed contract (DESIGN 5.1)."""
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from pwm.losses import SIGReg, sigreg_dense
+
+
+def test_matches_dense_formula_value_and_gradient():
+    sig = SIGReg(num_directions=64).double()
+    z = torch.randn(3, 50, 16, dtype=torch.float64, requires_grad=True)
+    fast = sig(z, step=7)
+    dense = sigreg_dense(z, sig.directions(16, 7).double())
+    (g_fast,) = torch.autograd.grad(fast, z)
+    (g_dense,) = torch.autograd.grad(dense, z)
+    assert torch.allclose(fast, dense, rtol=1e-10)
+    assert torch.allclose(g_fast, g_dense, rtol=1e-6, atol=1e-9)
+
+
+def test_gaussian_oracle():
+    """For Z ~ N(0, I) the mean statistic per direction is sum_k w_k (1 - exp(-t_k^2)), any N."""
+    sig = SIGReg(num_directions=256)
+    gen = torch.Generator().manual_seed(0)
+    for n in (32, 512):
+        draws = torch.stack([sig(torch.randn(1, n, 32, generator=gen), step=i) for i in range(200)])
+        se = draws.std() / len(draws) ** 0.5
+        assert abs(draws.mean() - sig.expected_gaussian()) < 4 * se, (n, draws.mean(), se)
+
+
+def test_large_for_collapsed_and_badly_scaled():
+    sig = SIGReg()
+    gauss = sig(torch.randn(4, 256, 32), step=0)
+    collapsed = sig(torch.ones(4, 256, 32) + 1e-3 * torch.randn(4, 256, 32), step=0)
+    shrunk = sig(0.1 * torch.randn(4, 256, 32), step=0)
+    inflated = sig(5 * torch.randn(4, 256, 32), step=0)
+    for bad in (collapsed, shrunk, inflated):
+        assert bad > 20 * gauss
+
+
+def test_batch_permutation_invariance_and_2d_input():
+    sig = SIGReg()
+    z = torch.randn(2, 64, 8)
+    perm = torch.randperm(64)
+    assert torch.allclose(sig(z, step=3), sig(z[:, perm], step=3), rtol=1e-5)
+    assert torch.allclose(sig(z[0], step=3), sig(z[:1], step=3))
+
+
+def test_finite_gradients_even_when_collapsed():
+    sig = SIGReg()
+    z = torch.zeros(2, 32, 8, requires_grad=True)
+    sig(z, step=0).backward()
+    assert torch.isfinite(z.grad).all()
+
+
+def test_directions_change_between_steps_and_counter_advances():
+    sig = SIGReg(num_directions=16)
+    a0, a1 = sig.directions(8, 0), sig.directions(8, 1)
+    assert torch.equal(a0, sig.directions(8, 0))
+    assert not torch.allclose(a0, a1)
+    assert torch.allclose(a0.norm(dim=0), torch.ones(16))
+    z = torch.randn(1, 32, 8)
+    first, second = sig(z), sig(z)  # internal counter: steps 0 then 1
+    assert first != second and int(sig.step) == 2
+
+
+def test_rejects_bad_shapes_and_settings():
+    with pytest.raises(ValueError, match="T, B, D"):
+        SIGReg()(torch.randn(2, 3, 4, 5))
+    with pytest.raises(ValueError):
+        SIGReg(num_knots=1)
+
+
+# ---- two processes (gloo) against one process on the concatenated batch -------------------------
+def _worker(rank: int, world: int, port: int, z_full, w, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    lin = torch.nn.Linear(w.shape[1], w.shape[0], bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(w)
+    sig = SIGReg(num_directions=128)
+    local = z_full.chunk(world, dim=1)[rank]  # (T, B/world, Din)
+    loss = sig(lin(local), step=5)
+    loss.backward()
+    grad = lin.weight.grad.clone()
+    dist.all_reduce(grad)  # what DDP does: average the per-rank gradients
+    grad /= world
+    out[rank] = {
+        "loss": loss.detach(),
+        "grad": grad,
+        "directions": sig.directions(w.shape[0], 5),
+    }
+    dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_gloo_equals_single_process_on_concatenated_batch():
+    torch.manual_seed(0)
+    z_full = torch.randn(3, 64, 12, dtype=torch.float64).float()
+    w = torch.randn(10, 12) / 12**0.5
+    manager = mp.Manager()
+    out = manager.dict()
+    mp.spawn(_worker, args=(2, _free_port(), z_full, w, out), nprocs=2, join=True)
+
+    lin = torch.nn.Linear(12, 10, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(w)
+    ref = SIGReg(num_directions=128)(lin(z_full), step=5)
+    ref.backward()
+    for rank in (0, 1):
+        assert torch.allclose(out[rank]["loss"], ref.detach(), rtol=1e-5, atol=1e-6)
+        assert torch.allclose(out[rank]["grad"], lin.weight.grad, rtol=1e-5, atol=1e-6)
+    assert torch.equal(out[0]["directions"], out[1]["directions"])
