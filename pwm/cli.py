@@ -1,4 +1,5 @@
-"""The `pwm` command: generate / items (data_gen), fit / validate / test (LightningCLI).
+"""The `pwm` command: generate / items (data_gen), fit / validate / test (LightningCLI), probe /
+report (pwm.probes).
 
 `pwm fit -c experiments/base.yaml -c experiments/<diff>.yaml [--section.key=value]` trains; the
 options are the typed, docstringed `__init__` arguments of `JEPAModule`, `WorldDataModule` and
@@ -22,12 +23,14 @@ from pwm.data.format import DatasetError
 from pwm.loggers import RunConfigSaver
 from pwm.module import JEPAModule
 
-USAGE = """usage: pwm {generate,items,fit,validate,test} ...
+USAGE = """usage: pwm {generate,items,fit,validate,test,probe,report} ...
 
   pwm generate {physics,polis,toy} --out DIR ...   simulate and render a dataset
   pwm items {physics,polis} --out DIR ...          violation-of-expectation item sets
   pwm fit -c experiments/base.yaml [-c DIFF.yaml]  train a world model (LightningCLI)
   pwm validate|test -c ... --ckpt_path CKPT        evaluate a checkpoint
+  pwm probe --ckpt CKPT --items DIR --out DIR      VoE surprise, baselines, linear probes
+  pwm report RUN_DIR ... --out REPORT.md           aggregate probe runs (seeds, models, worlds)
 Run `pwm COMMAND --help` for the options of a command."""
 
 
@@ -85,7 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         if argv[0] in ("fit", "validate", "test", "predict"):
             train_cli(argv)
             return 0
-        _fail(f"unknown command {argv[0]!r}; expected generate, items, fit, validate or test")
+        if argv[0] in ("probe", "report"):
+            from pwm.probes.cli import main as probe_main
+            from pwm.probes.report import main as report_main
+
+            return (probe_main if argv[0] == "probe" else report_main)(argv[1:])
+        _fail(f"unknown command {argv[0]!r}; expected one of {USAGE.split()[2]}")
     except (DatasetError, ValueError, FileNotFoundError, FloatingPointError) as e:
         _fail(str(e))
     return 0

@@ -1,4 +1,7 @@
-"""Logging: wandb offline by default, and the resolved config saved inside every run.
+"""Logging: CSV that survives a resume, wandb offline by default, the resolved config in each run.
+
+`ResumableCSVLogger` is Lightning's CSVLogger except that resuming into the same run directory
+(`--ckpt_path last` with the same version) keeps the metrics logged before the interruption.
 
 `OfflineWandbLogger` is Lightning's WandbLogger with `offline=True` and `save_dir="runs"` as
 defaults, so a run needs no account and no network (`wandb sync` uploads it later).
@@ -8,10 +11,12 @@ the run's own log directory, and with wandb also into the run's config and files
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 from lightning.pytorch.cli import SaveConfigCallback
-from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 
 class OfflineWandbLogger(WandbLogger):
@@ -45,3 +50,47 @@ class RunConfigSaver(SaveConfigCallback):
             logger.experiment.config.update({"pwm_config": text}, allow_val_change=True)
             path = Path(logger.experiment.dir) / "config.yaml"
             path.write_text(text)
+
+
+class _AppendingWriter(ExperimentWriter):
+    """Keeps an existing metrics.csv (a resumed run) instead of deleting it.
+
+    On the first save, rows at or after the first step being written are dropped: they were
+    logged after the checkpoint the run resumed from, and the resumed run logs them again.
+    """
+
+    def _check_log_dir_exists(self) -> None:
+        self._resumed = self._fs.isfile(self.metrics_file_path)
+
+    def save(self) -> None:
+        if getattr(self, "_resumed", False) and self.metrics:
+            first = min(m.get("step", 0) for m in self.metrics)
+            with self._fs.open(self.metrics_file_path, "r", newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(float(r["step"])) < first]
+            self.metrics_keys = sorted(set(self.metrics_keys).union(*rows))
+            with self._fs.open(self.metrics_file_path, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=self.metrics_keys)
+                writer.writeheader()
+                writer.writerows(rows)
+            self._resumed = False
+        super().save()
+
+
+class ResumableCSVLogger(CSVLogger):
+    """Lightning's CSVLogger, but resuming into an existing run directory keeps its metrics.
+
+    Args:
+        save_dir: root directory of the runs.
+        name: experiment name (a sub-directory).
+        version: run version; default the next free one. Resume with the same version.
+    """
+
+    def __init__(self, save_dir: str = "runs", name: str = "default", version: int | None = None):
+        super().__init__(save_dir=save_dir, name=name, version=version)
+
+    @property
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment

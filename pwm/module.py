@@ -273,6 +273,14 @@ class JEPAModule(L.LightningModule):
                     for bs, bd in zip(src.buffers(), dst.buffers(), strict=True):
                         bd.copy_(bs)
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # the global RNG drives dropout; saving it makes a resumed run bit-identical
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])
+
     def configure_optimizers(self):
         o = self.optim_cfg
         decay = [p for n, p in self.named_parameters() if p.requires_grad and p.ndim >= 2]

@@ -13,16 +13,29 @@ PWM = [sys.executable, "-m", "pwm.cli"]
 
 def small(**kw) -> JEPAModule:
     return JEPAModule(
-        observation="state", obs_size=12, action_dim=2, window=5, history=4, embed_dim=8,
-        projector_hidden=16, encoder=EncoderConfig(width=16, depth=1),
-        predictor=PredictorConfig(16, 1, 2, 8, 32, 0.0), num_directions=32,
-        optim=OptimConfig(warmup_steps=1), **kw,
+        observation="state",
+        obs_size=12,
+        action_dim=2,
+        window=5,
+        history=4,
+        embed_dim=8,
+        projector_hidden=16,
+        encoder=EncoderConfig(width=16, depth=1),
+        predictor=PredictorConfig(16, 1, 2, 8, 32, 0.0),
+        num_directions=32,
+        optim=OptimConfig(warmup_steps=1),
+        **kw,
     )
 
 
 @pytest.mark.parametrize(
-    "kw", [{}, {"regularizer": "vicreg"}, {"regularizer": "none"},
-           {"regularizer": "none", "target": "ema"}]
+    "kw",
+    [
+        {},
+        {"regularizer": "vicreg"},
+        {"regularizer": "none"},
+        {"regularizer": "none", "target": "ema"},
+    ],
 )
 def test_each_variant_steps_and_logs_named_losses(kw):
     m = small(**kw)
@@ -55,12 +68,29 @@ def test_hyperparameters_are_plain_and_checkpoint_loads_weights_only(tmp_path):
 
 
 def test_validate_and_test_from_a_checkpoint_and_offline_wandb(toy_dataset, tmp_path):
-    common = ["-c", "experiments/base.yaml", "-c", "experiments/debug.yaml",
-              f"--data.path={toy_dataset}", f"--trainer.default_root_dir={tmp_path}"]
+    common = [
+        "-c",
+        "experiments/base.yaml",
+        "-c",
+        "experiments/debug.yaml",
+        f"--data.path={toy_dataset}",
+        f"--trainer.default_root_dir={tmp_path}",
+    ]
     fit = subprocess.run(
-        [*PWM, "fit", *common, "-c", "experiments/wandb.yaml", "--trainer.max_steps=3",
-         f"--trainer.logger.init_args.save_dir={tmp_path}", "--trainer.limit_val_batches=1"],
-        capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        [
+            *PWM,
+            "fit",
+            *common,
+            "-c",
+            "experiments/wandb.yaml",
+            "--trainer.max_steps=3",
+            f"--trainer.logger.init_args.save_dir={tmp_path}",
+            "--trainer.limit_val_batches=1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )
     assert fit.returncode == 0, fit.stderr[-2000:]
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
@@ -69,9 +99,18 @@ def test_validate_and_test_from_a_checkpoint_and_offline_wandb(toy_dataset, tmp_
     ckpt = next(tmp_path.rglob("last.ckpt"))
     for command, stage in (("validate", "val"), ("test", "test")):
         res = subprocess.run(
-            [*PWM, command, *common, f"--ckpt_path={ckpt}", "--trainer.logger=false",
-             "--trainer.limit_val_batches=2", "--trainer.limit_test_batches=2"],
-            capture_output=True, text=True, timeout=300,
+            [
+                *PWM,
+                command,
+                *common,
+                f"--ckpt_path={ckpt}",
+                "--trainer.logger=false",
+                "--trainer.limit_val_batches=2",
+                "--trainer.limit_test_batches=2",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert res.returncode == 0, res.stderr[-2000:]
         assert f"{stage}/pred_loss" in res.stdout

@@ -1,0 +1,317 @@
+"""Polis, the social world (DESIGN 3.3): agents that move in a box and meet in repeated
+prisoner's-dilemma exchanges, numpy over a batch of episodes, one explicit Generator.
+
+All randomness of an episode is drawn up front into a `Scenario` (initial state, dispositions,
+tremble rates, wander noise and the uniforms behind every decision), and `run(config, scenario,
+script)` is deterministic given it. The item generator (polis_items.py) replays one scenario
+under several `Script`s (forced executed actions, a trust-law violation, a teleport), so two
+variants differ exactly where their scripts do.
+
+Per frame t: the exchange round (if t is a positive multiple of `round_len`), the record of frame
+t, then the move t -> t+1.
+- Exchange: nearby agents (centre distance < exchange_radius) are paired greedily, closest
+  first; each paired agent intends C with its disposition's probability (agents.py), the
+  executed action flips with its tremble probability (not the ego's), and trust and memory
+  update: the partner's trust builds slowly after a C (T += build (1 - T)) and collapses after an
+  unjustified D (T *= 1 - collapse); a D is justified for the victim when it is a retaliation or
+  a punishment (agents.classify). Witnesses (third agents within witness_radius of the
+  exchange's midpoint) update their trust in each player more weakly, and do not lower it for a
+  retaliation (the pair's last exchange is public) or for a defection on a partner the witness
+  distrusts (standing rule). Cues and the link stay drawn for `cue_hold` frames.
+- Move: a social force pulls agent i toward j with weight T[i, j] - trust_prior (attraction to
+  the trusted, repulsion from the distrusted), computed from the trust matrix of `react_delay`
+  rounds ago: agents take that long to act on a change of heart, which also keeps everyone's
+  positions in two item variants identical for `react_delay` rounds after the round where they
+  first differ (polis_items.py relies on it).
+  Plus a personal-space repulsion, soft walls, wander noise and damping; overlaps are then
+  projected apart, so discs never overlap (legible scenes).
+- Ego (agent 0): its move and its C/D are exogenous, recorded actions. They come from a behaviour
+  policy: the social force plus wander for the move, its disposition's choice (or, with
+  probability ego_explore, a fair coin) for C/D, never trembled.
+
+Arrays per episode (leading axes (B, T) from `run`; see `frame_arrays` for every name): `state`
+(T, 6N) float32, per agent (x, y, vx, vy, cue_c, cue_d), agent-major as in physics (velocity =
+the last frame's displacement); `actions` (T, 3) float32 = [move_x, move_y, cd]: the move in
+units of config.ego_force (clipped to [-1, 1], applied t -> t+1), and cd = +1 if the ego
+cooperates in the exchange at frame t+1, -1 if it defects there, 0 if it has no exchange then
+(so the action at t determines the ego's cue on frame t+1). Per episode: `dispositions` (N,),
+`tremble` (N,), `hobbesian` () (the episode's population).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import NamedTuple
+
+import numpy as np
+
+from data_gen import agents
+from data_gen.agents import C
+from data_gen.polis_config import POPULATIONS, PolisConfig
+from data_gen.polis_exchange import Social, exchange
+from data_gen.render import CUE_C, CUE_D, PALETTE, render
+
+DAMPING = 0.1  # fraction of velocity lost per frame
+NEAR = 0.3  # distance below which the pull toward a trusted agent fades linearly
+REPEL = 2.0  # repulsion from the distrusted is this much stronger than attraction
+PERSONAL = 1.6  # personal-space radius, in disc diameters
+CLEAR = 1.02  # overlaps are projected apart to this fraction of a disc diameter
+
+
+def rounds(config: PolisConfig) -> int:
+    """Number of exchange rounds in an episode (frames round_len, 2 round_len, ... < frames)."""
+    return (config.frames - 1) // config.round_len
+
+
+@dataclass
+class Scenario:
+    """Everything random about a batch of B episodes (N agents, T frames, R rounds)."""
+
+    pos0: np.ndarray  # (B, N, 2) initial positions
+    dispositions: np.ndarray  # (B, N) int8, index into agents.DISPOSITIONS
+    tremble: np.ndarray  # (B, N) tremble probability
+    hobbesian: np.ndarray  # (B,) bool, episode drawn from the hobbesian mix
+    wander: np.ndarray  # (T, B, N, 2) standard normal
+    u_intend: np.ndarray  # (R, B, N) uniform: intends C iff u < p(C)
+    u_tremble: np.ndarray  # (R, B, N) uniform: trembles iff u < tremble
+    u_explore: np.ndarray  # (R, B) uniform: the ego explores iff u < ego_explore
+
+    @staticmethod
+    def batch_axis(name: str) -> int:
+        return 1 if name in ("wander", "u_intend", "u_tremble", "u_explore") else 0
+
+    def take(self, index) -> Scenario:
+        """The episodes at `index` (any integer index array; repeats replicate episodes)."""
+        return Scenario(**{
+            f.name: np.take(getattr(self, f.name), index, axis=self.batch_axis(f.name))
+            for f in fields(self)
+        })  # fmt: skip
+
+    @staticmethod
+    def cat(parts: list[Scenario]) -> Scenario:
+        """Concatenate scenarios along the batch axis."""
+        return Scenario(**{
+            f.name: np.concatenate([getattr(p, f.name) for p in parts], Scenario.batch_axis(f.name))
+            for f in fields(Scenario)
+        })  # fmt: skip
+
+
+@dataclass
+class Script:
+    """Interventions on a run (item variants); the default changes nothing."""
+
+    force: np.ndarray  # (R, B, N) int8: executed action forced to C or D (-1: natural)
+    erase: np.ndarray  # (R, B, N) bool: the agent updates on its partner's action as if it were C
+    teleport_frame: np.ndarray  # (B,) int: frame at which teleport_agent jumps (-1: never)
+    teleport_agent: np.ndarray  # (B,) int
+    teleport_to: np.ndarray  # (B, 2) where it lands
+
+    @staticmethod
+    def natural(config: PolisConfig, batch: int) -> Script:
+        r, n = rounds(config), config.n_agents
+        return Script(np.full((r, batch, n), -1, np.int8), np.zeros((r, batch, n), bool),
+                      np.full(batch, -1), np.zeros(batch, int), np.zeros((batch, 2)))  # fmt: skip
+
+
+def draw_scenario(config: PolisConfig, rng: np.random.Generator, batch: int) -> Scenario:
+    """Draw B episodes' randomness from `rng`, in a fixed order."""
+    n, t, r = config.n_agents, config.frames, rounds(config)
+    hobbesian = rng.random(batch) < config.p_hobbesian
+    mixes = list(config.weights.values())
+    civil = np.cumsum(mixes[0])
+    hobbes = np.cumsum(POPULATIONS["hobbesian"] if config.p_hobbesian > 0 else mixes[0])
+    u = rng.random((batch, n))
+    disp = np.where(
+        hobbesian[:, None],
+        np.searchsorted(hobbes / hobbes[-1], u, side="right"),
+        np.searchsorted(civil / civil[-1], u, side="right"),
+    )
+    noisy = rng.random((batch, n)) < config.noisy_fraction
+    # Initial positions: a random cell of a g x g grid per agent, jittered inside it.
+    g = int(np.ceil(np.sqrt(n)))
+    cell = (1 - 2 * config.radius) / g
+    cells = np.argsort(rng.random((batch, g * g)), axis=1)[:, :n]  # (B, N) distinct cells
+    jitter = (rng.random((batch, n, 2)) - 0.5) * (cell - 2 * config.radius)
+    centre = np.stack([cells % g, cells // g], -1) * cell + config.radius + cell / 2
+    return Scenario(
+        pos0=centre + jitter,
+        dispositions=np.minimum(disp, len(agents.POLICIES) - 1).astype(np.int8),
+        tremble=np.where(noisy, config.noisy_tremble, config.tremble),
+        hobbesian=hobbesian,
+        wander=rng.standard_normal((t, batch, n, 2), dtype=np.float32),
+        u_intend=rng.random((r, batch, n)),
+        u_tremble=rng.random((r, batch, n)),
+        u_explore=rng.random((r, batch)),
+    )
+
+
+class Geometry(NamedTuple):
+    """Pairwise offsets and distances of one frame, each (B, N, N): x_j - x_i, y_j - y_i, |.|."""
+
+    dx: np.ndarray
+    dy: np.ndarray
+    d: np.ndarray
+
+    @staticmethod
+    def of(pos: np.ndarray) -> Geometry:
+        x, y = pos[..., 0], pos[..., 1]  # (B, N)
+        dx, dy = x[:, None, :] - x[:, :, None], y[:, None, :] - y[:, :, None]  # (B, N, N)
+        return Geometry(dx, dy, np.sqrt(dx * dx + dy * dy))
+
+
+def pair(geo: Geometry, reach: float) -> np.ndarray:
+    """Greedy closest-first matching of agents closer than `reach`: (B, N) partner or -1."""
+    b, n = geo.d.shape[:2]
+    d = np.where((geo.d >= reach) | np.eye(n, dtype=bool), np.inf, geo.d)  # (B, N, N)
+    partner = np.full((b, n), -1)
+    rows = np.arange(b)
+    for _ in range(n // 2):
+        i, j = np.divmod(d.reshape(b, -1).argmin(1), n)  # (B,), (B,)
+        ok = np.isfinite(d[rows, i, j])
+        if not ok.any():
+            break
+        bo, io, jo = rows[ok], i[ok], j[ok]
+        partner[bo, io], partner[bo, jo] = jo, io
+        for k in (io, jo):
+            d[bo, k, :] = np.inf
+            d[bo, :, k] = np.inf
+    return partner
+
+
+def drive(config: PolisConfig, pos: np.ndarray, geo: Geometry, trust: np.ndarray) -> np.ndarray:
+    """Social force plus personal space and soft walls, (B, N, 2)."""
+    n, r = pos.shape[1], config.radius
+    off = 1 - np.eye(n, dtype=pos.dtype)
+    w = (trust - config.trust_prior).astype(pos.dtype) * off  # (B, N, N) pull toward j
+    w *= np.where(w > 0, np.minimum(geo.d * (1 / NEAR), 1), REPEL)
+    space = np.maximum(1 - geo.d * (1 / (PERSONAL * 2 * r)), 0) * off  # (B, N, N)
+    coef = (config.social * 3 / max(1, n - 1)) * w - config.contact * space
+    coef /= np.maximum(geo.d, 1e-9)
+    force = np.stack([(coef * geo.dx).sum(-1), (coef * geo.dy).sum(-1)], -1)  # (B, N, 2)
+    wall = np.maximum(1 - (pos - r) / (2 * r), 0) - np.maximum(1 - (1 - r - pos) / (2 * r), 0)
+    return force + config.contact * wall
+
+
+def move(config: PolisConfig, pos: np.ndarray, vel: np.ndarray, force: np.ndarray):
+    """One frame: damped velocity plus force, speed limit, walls, overlaps projected apart.
+    Returns the new positions, the velocity (= this frame's displacement) and the geometry."""
+    r = config.radius
+    v = (1 - DAMPING) * vel + force
+    speed = np.sqrt((v * v).sum(-1, keepdims=True))
+    v *= np.minimum(1.0, config.speed / np.maximum(speed, 1e-12))
+    new = pos + v
+    new = np.where(new < r, 2 * r - new, np.where(new > 1 - r, 2 * (1 - r) - new, new))
+    geo = Geometry.of(new)
+    eye = np.eye(new.shape[1], dtype=bool)
+    bad = np.arange(len(new))
+    for _ in range(8):  # push overlapping discs apart (half each), only where some overlap
+        bad = bad[((geo.d[bad] < 2 * r * CLEAR) & ~eye).any((1, 2))]
+        if len(bad) == 0:
+            break
+        dx, dy, d = geo.dx[bad], geo.dy[bad], geo.d[bad]
+        push = np.maximum(2 * r * CLEAR - d, 0) * ~eye / (2 * np.maximum(d, 1e-9))
+        step = np.stack([(push * dx).sum(-1), (push * dy).sum(-1)], -1)  # (b, N, 2)
+        new[bad] = np.clip(new[bad] - step, r, 1 - r)
+        geo.dx[bad], geo.dy[bad], geo.d[bad] = Geometry.of(new[bad])
+    return new, new - pos, geo
+
+
+def run(config: PolisConfig, sc: Scenario, script: Script | None = None) -> dict[str, np.ndarray]:
+    """Simulate a batch; returns ground truth arrays with leading axes (B, T) (see frame_arrays)."""
+    b, n = sc.dispositions.shape
+    t_len, L = config.frames, config.round_len
+    script = script or Script.natural(config, b)
+    pos = sc.pos0.astype(np.float32)
+    vel = np.zeros_like(pos)
+    geo = Geometry.of(pos)
+    soc = Social.start(config, b, n)
+    snaps = [soc.trust.copy()]
+    cue = np.zeros((b, n), np.int8)
+    link = np.full((b, n), -1, np.int8)
+    out = {k: np.zeros((t_len, b, *shape), dtype) for k, (shape, dtype) in frame_arrays(n).items()}
+    rows = np.arange(b)
+    for t in range(t_len):
+        if t > 0 and t % config.round_len == 0:
+            r = t // L - 1
+            partner = pair(geo, config.exchange_radius)
+            rec = exchange(config, soc, sc, r, pos, partner, script.force[r], script.erase[r])
+            snaps.append(soc.trust.copy())
+            paired = partner >= 0
+            cue = np.where(paired, np.where(rec["executed"] == C, CUE_C, CUE_D), 0).astype(np.int8)
+            link = partner.astype(np.int8)
+            out["actions"][t - 1, :, 2] = np.where(paired[:, 0], 2.0 * rec["executed"][:, 0] - 1, 0)
+            for k in ("partner", "intended", "executed", "prob", "event", "witness"):
+                out[k][t] = rec[k]
+        else:
+            out["partner"][t], out["intended"][t], out["executed"][t] = -1, -1, -1
+            out["prob"][t], out["event"][t], out["witness"][t] = 1.0, -1, False
+        if t % L >= config.cue_hold:
+            cue[:], link[:] = 0, -1
+        out["positions"][t], out["velocities"][t], out["trust"][t] = pos, vel, soc.trust
+        out["cues"][t], out["links"][t] = cue, link
+        # Move t -> t+1 from the trust of `react_delay` rounds ago.
+        force = drive(config, pos, geo, snaps[max(len(snaps) - 1 - config.react_delay, 0)])
+        force += config.wander * sc.wander[t]
+        ego = np.clip(force[:, 0] / config.ego_force, -1, 1)  # (B, 2)
+        out["actions"][t, :, :2] = ego
+        force[:, 0] = ego * config.ego_force
+        if t + 1 < t_len:
+            pos, vel, geo = move(config, pos, vel, force)
+            jump = script.teleport_frame == t + 1
+            if jump.any():
+                pos[rows[jump], script.teleport_agent[jump]] = script.teleport_to[jump]
+                geo = Geometry.of(pos)
+    truth = {k: np.swapaxes(v, 0, 1) for k, v in out.items()}  # (B, T, ...)
+    truth["dispositions"], truth["tremble"] = sc.dispositions, sc.tremble.astype(np.float32)
+    truth["hobbesian"] = sc.hobbesian.astype(np.uint8)
+    return truth
+
+
+def frame_arrays(n: int) -> dict[str, tuple[tuple[int, ...], type]]:
+    """Per-frame ground truth arrays: name -> (shape after (T, B), dtype)."""
+    return {
+        "positions": ((n, 2), np.float32),  # box coordinates
+        "velocities": ((n, 2), np.float32),  # displacement of the last frame
+        "trust": ((n, n), np.float32),  # trust[i, j] = i's trust in j, after this frame's round
+        "partner": ((n,), np.int8),  # partner in this frame's exchange, -1 none
+        "intended": ((n,), np.int8),  # 1 C, 0 D, -1 no exchange
+        "executed": ((n,), np.int8),  # 1 C, 0 D, -1 no exchange
+        "prob": ((n,), np.float32),  # exact policy probability of the executed action (1: none)
+        "event": ((n,), np.int8),  # index into agents.EVENTS, -1 no exchange
+        "witness": ((n, n), bool),  # witness[k, i]: k witnessed i's exchange
+        "cues": ((n,), np.int8),  # cue drawn (render.CUE_*), held cue_hold frames
+        "links": ((n,), np.int8),  # link drawn to this partner, -1 none
+        "actions": ((3,), np.float32),  # the ego's [move_x, move_y, cd], see module docstring
+    }
+
+
+def observe(truth: dict[str, np.ndarray]) -> np.ndarray:
+    """Symbolic observation (B, T, 6N) float32: per agent (x, y, vx, vy, cue_c, cue_d)."""
+    cues = truth["cues"]
+    per = np.concatenate(
+        [
+            truth["positions"],
+            truth["velocities"],
+            (cues == CUE_C)[..., None],
+            (cues == CUE_D)[..., None],
+        ],
+        axis=-1,
+    )  # (B, T, N, 6)
+    return per.reshape(*per.shape[:2], -1).astype(np.float32)
+
+
+def pixels(config: PolisConfig, truth: dict[str, np.ndarray], colors=None) -> np.ndarray:
+    """Render (B, T, S, S, 3) uint8; `colors` (B, T, N, 3) overrides the identity palette."""
+    n = truth["positions"].shape[2]
+    colors = PALETTE[:n] if colors is None else colors
+    return render(truth["positions"], config.radius, config.image_size, colors, truth["cues"],
+                  truth["links"])  # fmt: skip
+
+
+def simulate(config: PolisConfig, rng: np.random.Generator, batch: int) -> dict[str, np.ndarray]:
+    """`generate_dataset`'s simulate: B episodes of pixels, state, actions and ground truth."""
+    truth = run(config, draw_scenario(config, rng, batch))
+    truth["state"] = observe(truth)
+    if config.image_size:
+        truth["pixels"] = pixels(config, truth)
+    return truth

@@ -1,0 +1,178 @@
+"""Configuration of Polis, the social world (DESIGN 3.3): parameters, populations, validation.
+
+`PolisConfig` is a frozen dataclass, so `functools.partial(simulate, config)` pickles for the
+worker pool and `asdict(config)` is the full generator config written to the manifest. Every
+invariant is checked once, in `__post_init__`, with a one-line message naming the option, so a
+bad value fails before any work.
+
+Populations (disposition weights per agent; `noisy_fraction` of agents tremble at
+`noisy_tremble` instead of `tremble`):
+
+- `civilized`: reciprocator types, a few defectors, no machiavellians (they betray trusting
+  partners when unobserved), and a quarter of noisy agents. Cooperation is the only stable
+  equilibrium; unprovoked betrayal of a partner who trusts the betrayer happens (almost) only by
+  tremble, while lawful defections (retaliation against trembles and defectors, justified
+  punishment of agents of bad standing) are frequent enough to be learnable.
+- `hobbesian`: many defectors and machiavellians; defection is common.
+- `mixture`: each episode is hobbesian with probability `hobbesian_fraction`, else civilized.
+- `custom`: the weights given in `dispositions` (e.g. from `--dispositions reciprocator=1`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from data_gen.agents import DISPOSITIONS
+
+POPULATIONS = {
+    #            recip  generous grim  uncond defector machiav
+    "civilized": (0.45, 0.20, 0.10, 0.10, 0.15, 0.00),
+    "hobbesian": (0.15, 0.05, 0.10, 0.05, 0.35, 0.30),
+}
+POPULATION_NAMES = (*POPULATIONS, "mixture", "custom")
+
+
+def parse_dispositions(text: str) -> tuple[float, ...]:
+    """Parse `name=weight,name=weight` into weights in DISPOSITIONS order (normalised)."""
+    weights = dict.fromkeys(DISPOSITIONS, 0.0)
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        if name not in weights:
+            raise ValueError(f"unknown disposition {name!r}; known: {', '.join(DISPOSITIONS)}")
+        try:
+            weights[name] = float(value) if value else 1.0
+        except ValueError:
+            raise ValueError(f"disposition weight must be a number, got {part!r}") from None
+    total = sum(weights.values())
+    if total <= 0 or min(weights.values()) < 0:
+        raise ValueError(f"disposition weights must be >= 0 and not all 0, got {text!r}")
+    return tuple(w / total for w in weights.values())
+
+
+@dataclass(frozen=True)
+class PolisConfig:
+    """All parameters of a Polis world; lengths are in box units ([0, 1]), times in frames.
+
+    Args:
+        n_agents: agents per episode (2..12); agent 0 is the ego.
+        frames: frames per episode.
+        image_size: rendered frame size in pixels (0: do not render).
+        population: civilized, hobbesian, mixture or custom.
+        hobbesian_fraction: for `mixture`, the probability that an episode is hobbesian.
+        dispositions: for `custom`, weights in DISPOSITIONS order.
+        round_len: frames between exchange rounds (at frames round_len, 2 round_len, ...).
+        radius: disc radius.
+        exchange_radius: centre distance below which two agents can be paired for an exchange.
+        witness_radius: distance from an exchange's midpoint within which others witness it.
+        tremble: probability that an executed action flips the intended one.
+        noisy_tremble: tremble probability of noisy agents.
+        noisy_fraction: fraction of noisy agents.
+        generosity: probability that a generous reciprocator forgives instead of defecting.
+        trust_prior: initial trust in a stranger (also the neutral point of the social force).
+        distrust: trust below which a partner is distrusted (of bad standing, punished).
+        build, collapse: partner's trust update after a cooperation (T += build (1 - T)) and an
+            unjustified defection (T *= 1 - collapse): slow build, fast collapse.
+        witness_build, witness_collapse: the same for witnesses (weaker).
+        react_delay: rounds before a change of trust changes the social force (see polis.py).
+        cue_hold: frames an exchange's cues and link stay drawn (from the exchange frame on).
+        ego_explore: probability that the ego's behaviour policy picks C or D uniformly at random.
+        speed: top speed per frame; social, contact, wander: force scales per frame.
+        ego_force: the force of a unit ego move action (actions[:, :2] are clipped to [-1, 1]).
+    """
+
+    n_agents: int = 6
+    frames: int = 64
+    image_size: int = 64
+    population: str = "civilized"
+    hobbesian_fraction: float = 0.0
+    dispositions: tuple[float, ...] = ()
+    round_len: int = 6
+    radius: float = 0.05
+    exchange_radius: float = 0.22
+    witness_radius: float = 0.3
+    tremble: float = 0.02
+    noisy_tremble: float = 0.2
+    noisy_fraction: float = 0.25
+    generosity: float = 0.33
+    trust_prior: float = 0.5
+    distrust: float = 0.4
+    build: float = 0.15
+    collapse: float = 0.75
+    witness_build: float = 0.05
+    witness_collapse: float = 0.6
+    react_delay: int = 2
+    cue_hold: int = 2
+    ego_explore: float = 0.1
+    speed: float = 0.02
+    social: float = 0.006
+    contact: float = 0.01
+    wander: float = 0.003
+    ego_force: float = 0.009
+
+    def __post_init__(self):
+        if self.population not in POPULATION_NAMES:
+            raise ValueError(
+                f"unknown population {self.population!r}; known: {', '.join(POPULATION_NAMES)}"
+            )
+        if self.population == "custom" and len(self.dispositions) != len(DISPOSITIONS):
+            raise ValueError("population 'custom' needs --dispositions NAME=WEIGHT,...")
+        if not 2 <= self.n_agents <= 12:
+            raise ValueError(f"--agents must be in [2, 12], got {self.n_agents}")
+        if self.frames < 1:
+            raise ValueError(f"--frames must be >= 1, got {self.frames}")
+        if self.round_len < 1:
+            raise ValueError(f"--round-len must be >= 1, got {self.round_len}")
+        if self.react_delay < 0 or self.cue_hold < 1:
+            raise ValueError("--react-delay must be >= 0 and --cue-hold >= 1")
+        for name in (
+            "hobbesian_fraction",
+            "tremble",
+            "noisy_tremble",
+            "noisy_fraction",
+            "generosity",
+            "trust_prior",
+            "distrust",
+            "build",
+            "collapse",
+            "witness_build",
+            "witness_collapse",
+            "ego_explore",
+        ):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(f"{flag} must be a fraction in [0, 1], got {value}")
+        self._check_radii()
+
+    def _check_radii(self):
+        r = self.radius
+        if not 0 < r < 0.25:
+            raise ValueError(f"--radius must be in (0, 0.25), got {r}")
+        free = (1 - 2 * r) ** 2
+        if self.n_agents * (2 * r) ** 2 > 0.5 * free:
+            raise ValueError(
+                f"--radius {r} is too large for {self.n_agents} agents: the discs cannot stay apart"
+            )
+        if not 2 * r < self.exchange_radius <= 1.5:
+            raise ValueError(
+                f"--exchange-radius must be in (2*radius, 1.5] = ({2 * r}, 1.5], "
+                f"got {self.exchange_radius}: agents in contact must be able to exchange"
+            )
+        if not 0 < self.witness_radius <= 1.5:
+            raise ValueError(f"--witness-radius must be in (0, 1.5], got {self.witness_radius}")
+        if min(self.social, self.contact, self.wander) < 0 or min(self.speed, self.ego_force) <= 0:
+            raise ValueError("speed and ego_force must be > 0 and force scales >= 0")
+
+    @property
+    def weights(self) -> dict[str, tuple[float, ...]]:
+        """Disposition weights of each population an episode can be drawn from."""
+        if self.population == "custom":
+            return {"custom": self.dispositions}
+        if self.population == "mixture":
+            return {"civilized": POPULATIONS["civilized"], "hobbesian": POPULATIONS["hobbesian"]}
+        return {self.population: POPULATIONS[self.population]}
+
+    @property
+    def p_hobbesian(self) -> float:
+        """Probability that an episode is drawn from the hobbesian mix."""
+        return {"mixture": self.hobbesian_fraction, "hobbesian": 1.0}.get(self.population, 0.0)

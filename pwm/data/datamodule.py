@@ -1,0 +1,154 @@
+"""Windows of consecutive frames from a dataset on disk, and the LightningDataModule over them.
+
+A sample is a window of `window` consecutive frames of one episode (window >= H + 1, where H is
+the predictor's history): the observation (`pixels` uint8 (L, H, W, 3) or `state` float32
+(L, F)) and the actions (L, A). Arrays stay memory-mapped and are opened lazily in each
+DataLoader worker (a memmap must not be pickled into the workers). The train/val split is by
+episode, from a seeded permutation: an episode is never split between train and val. Training
+batches come from `StepBatchSampler`: a pure function of (seed, global step), so a resumed run
+sees exactly the batches of an uninterrupted one; set `trainer.use_distributed_sampler: false`
+(base.yaml does) because the sampler already splits each global batch across DDP ranks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from pwm.data.format import DatasetError, open_dataset
+from pwm.data.sampler import StepBatchSampler
+
+
+class WindowDataset(Dataset):
+    """All windows of `window` frames (every `stride` frames) of the chosen episodes."""
+
+    def __init__(
+        self, root: Path, observation: str, episodes: np.ndarray, window: int, stride: int = 1
+    ):
+        self.root, self.observation, self.window = Path(root), observation, window
+        ds = open_dataset(root, verify=False)
+        T = ds.shape(observation)[0]
+        if window > T:
+            raise DatasetError(f"window of {window} frames exceeds the episode length {T}")
+        self.locations = [ds.locate(int(e)) for e in episodes]
+        self.starts = np.arange(0, T - window + 1, stride)
+        self._obs = self._actions = None
+
+    def __len__(self) -> int:
+        return len(self.locations) * len(self.starts)
+
+    def _open(self):
+        ds = open_dataset(self.root, verify=False)
+        self._obs, self._actions = ds.shards(self.observation), ds.shards("actions")
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if self._obs is None:
+            self._open()
+        episode, start = divmod(index, len(self.starts))
+        shard, local = self.locations[episode]
+        sl = slice(self.starts[start], self.starts[start] + self.window)
+        obs = torch.from_numpy(np.array(self._obs[shard][local, sl]))  # (L, *obs_shape)
+        actions = torch.from_numpy(np.array(self._actions[shard][local, sl], dtype=np.float32))
+        return {"obs": obs, "actions": actions}  # actions: (L, A)
+
+
+def split_episodes(
+    num_episodes: int, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded episode-level split: (train episode ids, val episode ids), disjoint, sorted."""
+    perm = np.random.default_rng(seed).permutation(num_episodes)
+    n_val = int(round(val_fraction * num_episodes)) if val_fraction > 0 else 0
+    if val_fraction > 0:
+        n_val = min(max(n_val, 1), num_episodes - 1)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+class WorldDataModule(L.LightningDataModule):
+    """Windows from a `pwm generate` dataset, split by episode into train and val.
+
+    Args:
+        path: dataset directory written by `pwm generate`.
+        observation: what the encoder sees: `pixels` (ViT) or `state` (MLP).
+        window: frames per training sample (the predictor needs window >= history + 1).
+        stride: frames between the starts of consecutive windows of an episode.
+        batch_size: windows per batch (per device).
+        val_fraction: fraction of episodes held out for validation.
+        split_seed: seed of the episode permutation behind the split.
+        num_workers: DataLoader worker processes.
+    """
+
+    def __init__(
+        self,
+        path: str = "data/toy",
+        observation: Literal["pixels", "state"] = "pixels",
+        window: int = 16,
+        stride: int = 1,
+        batch_size: int = 32,
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        num_workers: int = 0,
+    ):
+        super().__init__()
+        if window < 2:
+            raise ValueError(f"data.window must be >= 2, got {window}")
+        if stride < 1 or batch_size < 1 or num_workers < 0:
+            raise ValueError("data.stride and data.batch_size must be >= 1, data.num_workers >= 0")
+        if not 0 <= val_fraction < 1:
+            raise ValueError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
+        self.save_hyperparameters()
+        self.dataset = open_dataset(path)  # verifies checksums once, in the main process
+        if observation not in self.dataset.names or "actions" not in self.dataset.names:
+            raise DatasetError(f"data.path {path} has no {observation!r} or 'actions' array")
+        obs_shape = self.dataset.shape(observation)
+        self.world = self.dataset.world
+        self.obs_size = obs_shape[1]  # image side (T, H, W, 3) or state features (T, F)
+        self.action_dim = self.dataset.shape("actions")[1]
+        self.episode_length = obs_shape[0]
+        if window > self.episode_length:
+            raise ValueError(
+                f"data.window {window} exceeds the episode length {self.episode_length}"
+            )
+        self.train_episodes, self.val_episodes = split_episodes(
+            self.dataset.num_episodes, val_fraction, split_seed
+        )
+
+    def _dataset(self, episodes: np.ndarray) -> WindowDataset:
+        hp = self.hparams
+        return WindowDataset(self.dataset.root, hp.observation, episodes, hp.window, hp.stride)
+
+    def _loader(self, ds: WindowDataset, **kw) -> DataLoader:
+        return DataLoader(
+            ds,
+            num_workers=self.hparams.num_workers,
+            persistent_workers=self.hparams.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.hparams.split_seed),  # never global RNG
+            **kw,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Step-based: batches continue from the trainer's global step (exact resume)."""
+        ds, hp, trainer = self._dataset(self.train_episodes), self.hparams, self.trainer
+        if trainer is None or trainer.max_steps < 0:
+            return self._loader(ds, batch_size=hp.batch_size, shuffle=True, drop_last=True)
+        accumulate = trainer.accumulate_grad_batches
+        sampler = StepBatchSampler(
+            len(ds),
+            hp.batch_size,
+            seed=hp.split_seed,
+            start=trainer.global_step * accumulate,
+            num_batches=max(trainer.max_steps - trainer.global_step, 0) * accumulate,
+            rank=trainer.global_rank,
+            world_size=trainer.world_size,
+        )
+        return self._loader(ds, batch_sampler=sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self._dataset(self.val_episodes), batch_size=self.hparams.batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()

@@ -1,0 +1,129 @@
+"""Polis VoE items: the events happen as labelled, pairs share what the design says they share,
+the ideal observer ranks them as the laws imply, and `pwm items polis` writes a valid item set."""
+
+import numpy as np
+import pytest
+
+from data_gen import agents, cli
+from data_gen.polis_config import PolisConfig
+from data_gen.polis_items import (
+    CONDITIONS,
+    IMPOSSIBLE,
+    ITEMS_FILE,
+    KS,
+    NAMES,
+    ItemsConfig,
+    read_items,
+    simulate_items,
+)
+
+CFG = ItemsConfig(world=PolisConfig(frames=480, image_size=32))
+G = len(NAMES)
+
+
+@pytest.fixture(scope="module")
+def items():
+    return simulate_items(CFG, np.random.default_rng(0), 10 * G)  # 10 groups, every K twice
+
+
+def group(items, name):
+    """Episode indices of condition `name`, one per group."""
+    return np.arange(NAMES.index(name), len(items["item_condition"]), G)
+
+
+def test_layout_and_k(items):
+    assert items["pixels"].shape == (10 * G, 40, 32, 32, 3)
+    np.testing.assert_array_equal(items["item_condition"], np.tile(np.arange(G), 10))
+    assert sorted(items["item_K"][group(items, "trust_D")]) == sorted(KS * 2)
+    for name in NAMES[:8]:  # the M-group shares its base, hence its K and agents
+        np.testing.assert_array_equal(items["item_K"][group(items, name)],
+                                      items["item_K"][group(items, "trust_C")])  # fmt: skip
+        np.testing.assert_array_equal(items["item_a"][group(items, name)],
+                                      items["item_a"][group(items, "trust_C")])  # fmt: skip
+    assert np.all(items["item_K"][group(items, "stranger_D")] == 0)
+
+
+def test_events_happen_as_labelled_at_natural_meetings(items):
+    t = CFG.before
+    expect_a = {"trust_C": 1, "trust_D": 0, "provoked_D": 0, "provoked_C": 1, "visual_C": 1,
+                "habitual_D": 0, "stranger_D": 0, "noisy_D": 0, "norm_D": 0}  # fmt: skip
+    for name in NAMES:
+        for e in group(items, name):
+            a, b = items["item_a"][e], items["item_b"][e]
+            if name == "teleport":
+                jump = np.linalg.norm(items["positions"][e, t, a] - items["positions"][e, t - 1, a])
+                assert jump >= 0.3
+                continue
+            assert items["partner"][e, t, a] == b, name  # the pair meets at t*
+            if name in expect_a:
+                assert items["executed"][e, t, a] == expect_a[name], name
+            if name.startswith("forgive"):
+                assert items["executed"][e, t - CFG.world.round_len, a] == agents.D
+                assert items["executed"][e, t, b] == (name == "forgive_acausal")
+    for e in group(items, "norm_D"):
+        assert items["event"][e, t, items["item_a"][e]] == agents.JUSTIFIED
+    for e in group(items, "provoked_D"):
+        assert items["event"][e, t, items["item_a"][e]] == agents.RETALIATION
+
+
+def test_pairs_share_prefix_and_m1_shares_outcome(items):
+    t, L = CFG.before, CFG.world.round_len
+    px = items["pixels"]
+    for g in range(10):
+        tc, td, pd, pc, vis, tp, fl, fa = (g * G + i for i in range(8))
+        for x, y in ((tc, td), (pd, pc), (tc, vis), (tc, tp), (fl, fa)):
+            assert np.array_equal(px[x, :t], px[y, :t])  # identical prefix
+            assert not np.array_equal(px[x, t], px[y, t])  # the event is visible at t*
+        assert not np.array_equal(px[td, :t], px[pd, :t])  # M1: the histories differ ...
+        assert np.array_equal(px[td, t : t + L], px[pd, t : t + L])  # ... the outcome does not
+        assert np.array_equal(items["state"][td, t : t + L], items["state"][pd, t : t + L])
+
+
+def test_ideal_observer_ranks_items_as_the_laws_imply(items):
+    s = {name: items["item_surprisal"][group(items, name)] for name in NAMES}
+    assert np.all(s["trust_D"] > s["provoked_D"] + 2)  # betrayal >> retaliation (M1)
+    assert np.all(s["trust_D"] > s["trust_C"] + 2)  # M2
+    assert np.all(s["provoked_C"] > s["provoked_D"] + 2)  # R
+    assert np.all(s["teleport"] == IMPOSSIBLE) and np.all(s["forgive_acausal"] == IMPOSSIBLE)
+    np.testing.assert_allclose(s["visual_C"], s["trust_C"])
+    assert np.all(s["noisy_D"] < s["trust_D"])  # a noisy partner's tremble is less surprising
+    for name in NAMES:
+        assert (CONDITIONS[name][0] == "implausible") == (np.median(s[name]) > 2), name
+
+
+def test_visual_control_changes_only_colour(items):
+    t = CFG.before
+    for e in group(items, "visual_C"):
+        a, c = items["item_a"][e], items["colors"][e].astype(int)  # (T, N, 3)
+        changed = (c != c[0]).any(-1)  # (T, N)
+        assert not changed[:t].any() and changed[t:, a].all()
+        assert changed.sum() == changed[t:, a].sum()  # nobody else, never before t*
+        trust_c = e - NAMES.index("visual_C") + NAMES.index("trust_C")
+        np.testing.assert_array_equal(items["state"][e], items["state"][trust_c])
+
+
+def test_cli_items_schema_and_determinism(tmp_path):
+    base = ["items", "polis", "--items", "2", "--image-size", "16"]
+    assert cli.main([*base, "--out", str(tmp_path / "a")]) == 0
+    assert cli.main([*base, "--out", str(tmp_path / "b"), "--workers", "2"]) == 0
+    doc = read_items(tmp_path / "a")
+    assert doc == read_items(tmp_path / "b")
+    assert doc["world"] == "polis" and set(doc["conditions"]) == set(NAMES)
+    names = {c["name"]: c for c in doc["comparisons"]}
+    assert names["M1"] == {"name": "M1", "implausible": ["trust_D"], "plausible": ["provoked_D"]}
+    assert names["Q"]["implausible"] == ["trust_D", "provoked_C"] and "M2_K16" in names
+    assert len(doc["items"]) == 2 * G
+    item = doc["items"][1]
+    assert item["condition"] == "trust_D" and item["label"] == "implausible"
+    assert set(item) >= {"item_id", "episode", "group_id", "t_star", "ideal_surprisal",
+                         "pixel_l2_change", "K", "agent_a", "agent_b"}  # fmt: skip
+    assert (tmp_path / "a" / ITEMS_FILE).exists()
+
+
+def test_cli_items_bad_input(tmp_path, capsys):
+    out = tmp_path / "never"
+    assert cli.main(["items", "polis", "--out", str(out), "--react-delay", "1"]) == 2
+    assert cli.main(["items", "polis", "--out", str(out), "--search-frames", "50"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "--react-delay" in err[0] and "--search-frames" in err[1]
+    assert not out.exists()
