@@ -1,0 +1,204 @@
+"""`pwm probe --ckpt CKPT --items DIR [--items DIR ...] --out DIR` (DESIGN 6).
+
+Writes OUT/metrics.json (everything, see pwm/probes/__init__.py for the schema), OUT/metrics.md
+(the tables) and OUT/*.png (surprise curves around t* per condition, the dose-response curve,
+the linear-probe bars). Settings come from one file (`--config`, default experiments/voe.yaml).
+`--calib DIR` and `--probe-data DIR` (each a dataset of one world, repeatable) replace the
+plausible items as the calibration set and the item set as the linear-probe data for that
+world; `--consequence DIR` runs the consequence probe on a counterfactual set; `--wandb` logs the
+figures and headline numbers to an offline wandb run in OUT/wandb. Bad input is one line on
+stderr and exit code 2 (ProbeError, raised at the boundary).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import Progress
+
+from pwm import __version__
+from pwm.data.format import open_dataset
+from pwm.probes import plots
+from pwm.probes.checkpoint import check_dataset, load_checkpoint, random_model
+from pwm.probes.config import ProbeError, load_config
+from pwm.probes.consequence import consequence_probe, read_pairs
+from pwm.probes.items import open_items
+from pwm.probes.markdown import probe_report
+from pwm.probes.pipeline import Runner, probe_items, validate
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise ProbeError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="pwm probe", description="VoE surprise, baselines and linear probes of a "
+               "checkpoint -> OUT/metrics.json, OUT/metrics.md, OUT/*.png")  # fmt: skip
+    p.add_argument("--ckpt", required=True, metavar="CKPT", help="a pwm Lightning checkpoint")
+    p.add_argument("--items", action="append", required=True, metavar="DIR",
+                   help="item set made by `pwm items` (repeatable)")  # fmt: skip
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
+    p.add_argument("--config", default="experiments/voe.yaml", help="probe settings (YAML)")
+    p.add_argument("--name", help="model label; runs with one name are seeds (default: world-obs)")
+    p.add_argument("--calib", action="append", default=[], metavar="DIR",
+                   help="held-out dataset of a world: mu, sigma from it (repeatable)")  # fmt: skip
+    p.add_argument("--probe-data", action="append", default=[], metavar="DIR",
+                   help="dataset of a world for the linear probes (repeatable)")  # fmt: skip
+    p.add_argument("--consequence", metavar="DIR", help="counterfactual set (consequence probe)")
+    p.add_argument("--cross-world", action="store_true", help="allow items of another world")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--batch-size", type=int, default=16, help="episodes per forward pass")
+    p.add_argument("--wandb", action="store_true", help="also log figures to an offline wandb run")
+    return p
+
+
+def by_world(paths: list[str], flag: str) -> dict:
+    """Datasets keyed by world; two of one world is an error."""
+    out = {}
+    for path in paths:
+        ds = open_dataset(path)
+        if ds.world in out:
+            raise ProbeError(f"two {flag} datasets of world {ds.world!r}")
+        out[ds.world] = ds
+    return out
+
+
+def jsonable(obj):
+    """numpy -> Python; NaN and infinities -> None (strict JSON)."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    cfg = load_config(args.config)
+    if args.batch_size < 1:
+        raise ProbeError(f"--batch-size must be >= 1, got {args.batch_size}")
+    module = load_checkpoint(args.ckpt)
+    hp = dict(module.hparams)
+    context = cfg.context or hp["history"]
+    if context > hp["window"]:
+        raise ProbeError(f"context {context} exceeds the model's training window {hp['window']}")
+    items = [open_items(d) for d in args.items]
+    calib, probe_data = by_world(args.calib, "--calib"), by_world(args.probe_data, "--probe-data")
+    consequence = open_dataset(args.consequence) if args.consequence else None
+    device = (
+        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    )
+    for it in items:  # everything checkable is checked before any work or output
+        validate(Runner(module, hp, cfg, context), it, args.cross_world)
+    for flag, by in (("--calib", calib), ("--probe-data", probe_data)):
+        for ds in by.values():
+            check_dataset(hp, ds, flag)
+    if consequence is not None:
+        read_pairs(consequence, hp)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = args.name or f"{hp['world']}-{hp['observation']}"
+    metrics = {
+        "pwm_version": __version__,
+        "config": cfg.as_dict(),
+        "model": {
+            "name": name,
+            "checkpoint": Path(args.ckpt).name,
+            "world": hp["world"],
+            "observation": hp["observation"],
+            "history": hp["history"],
+            "context": context,
+            "parameters": sum(p.numel() for p in module.parameters()),
+        },
+        "items": [],
+    }
+    with Progress(transient=True) as bar:
+        runner = Runner(module, hp, cfg, context, device, args.batch_size, bar)
+        seen = {}
+        for it in items:
+            entry = probe_items(
+                runner, it, args.cross_world, calib.get(it.world), probe_data.get(it.world)
+            )
+            n = seen[it.name] = seen.get(it.name, 0) + 1
+            entry["name"] = it.name if n == 1 else f"{it.name}-{n}"
+            metrics["items"].append(entry)
+        if consequence is not None:
+            metrics["consequence"] = {
+                who: consequence_probe(m, consequence, context, cfg, device, bar)
+                for who, m in (("model", module), ("random_init", random_model(hp, cfg.seed)))
+            }
+    metrics = jsonable(metrics)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    (out / "metrics.md").write_text(probe_report(metrics))
+    figures = draw(metrics, out)
+    if args.wandb:
+        log_wandb(metrics, figures, out)
+    head = [f"{e['name']}: headline {e['scorers']['model']['headline']}" for e in metrics["items"]]
+    print(
+        f"pwm probe: wrote {out / 'metrics.json'}, metrics.md, {len(figures)} figures; "
+        + "; ".join(head)
+    )
+    return 0
+
+
+def draw(metrics: dict, out: Path) -> list[Path]:
+    """Every figure of a probe run; returns their paths."""
+    figs, primary = [], metrics["config"]["primary"]
+    for e in metrics["items"]:
+        c = e["curves"]
+        figs.append(
+            plots.surprise_curves(
+                c["model"],
+                c["tau"],
+                f"{metrics['model']['name']} on {e['name']}",
+                out / f"curves_{e['name']}.png",
+            )
+        )
+        dose = e["scorers"]["model"]["dose_response"]
+        if dose:
+            figs.append(
+                plots.dose_response(
+                    dose, primary, f"dose-response, {e['name']}", out / f"dose_{e['name']}.png"
+                )
+            )
+        probes = e.get("linear_probes", {}).get("targets")
+        if probes:
+            figs.append(
+                plots.probe_bars(
+                    probes, f"linear probes, {e['name']}", out / f"probes_{e['name']}.png"
+                )
+            )
+    return figs
+
+
+def log_wandb(metrics: dict, figures: list[Path], out: Path) -> None:
+    """Figures and headline numbers into an offline wandb run under OUT/wandb."""
+    import wandb
+
+    run = wandb.init(
+        project="pwm",
+        job_type="probe",
+        name=metrics["model"]["name"],
+        dir=str(out),
+        mode="offline",
+        config=metrics["config"],
+    )
+    summary = {}
+    for e in metrics["items"]:
+        summary[f"probe/{e['name']}/headline"] = e["scorers"]["model"]["headline"]
+        if "verdict" in e["scorers"]["model"]:
+            summary[f"probe/{e['name']}/betrayal_voe"] = e["scorers"]["model"]["verdict"]["claimed"]
+    run.log({**{f"probe/{f.stem}": wandb.Image(str(f)) for f in figures}, **summary})
+    run.finish()

@@ -1,0 +1,140 @@
+"""Markdown tables of a probe run (metrics.md); `pwm report` builds on the same helpers."""
+
+from __future__ import annotations
+
+import math
+
+BASELINES = ("random_init", "pixel_diff", "any_defection", "last_move", "ideal_observer")
+
+
+def fmt(v, digits: int = 2) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–" if v is None or math.isnan(v) else ("∞" if v > 0 else "−∞")
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def ci(pair) -> str:
+    return "–" if not pair else f"[{fmt(pair[0])}, {fmt(pair[1])}]"
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(" --- " for _ in header) + "|",
+        *("| " + " | ".join(r) + " |" for r in rows),
+    ]
+
+
+def items_section(entry: dict, primary: str, aggregators: list[str]) -> list[str]:
+    """The tables of one item set: comparisons, overall metrics, time lock, linear probes."""
+    sc = entry["scorers"]
+    model = sc["model"]
+    out = [
+        f"## {entry['name']} ({entry['world']} items: {entry['num_items']} items, "
+        f"{entry['num_groups']} groups; actions {entry['action_mode']}, H = {entry['context']})",
+        "",
+    ]
+    if "verdict" in model:
+        v = model["verdict"]
+        tests = ", ".join(f"{t} {'pass' if ok else 'fail'}" for t, ok in v["tests"].items())
+        out += [
+            f"**Betrayal VoE claimed: {fmt(v['claimed'])}** ({tests}; aggregator {primary}).",
+            "",
+        ]
+    if model.get("headline") is not None:
+        out += [f"Headline (mean paired accuracy, {primary}): {fmt(model['headline'])}.", ""]
+    others = [b for b in BASELINES if b in sc]
+    header = ["comparison", "pairs", f"model {primary} [95% CI]", "chance band", "pass"]
+    header += [f"model {a}" for a in aggregators if a != primary] + ["d_z", "rel.", "Wilcoxon p"]
+    header += others
+    rows = []
+    for name, c in model["comparisons"].items():
+        p = c[primary]
+        row = [
+            name,
+            str(c["n_pairs"]),
+            f"{fmt(p['paired_accuracy'])} {ci(p['ci'])}",
+            ci(p["chance_band"]),
+            fmt(p["pass"]),
+        ]
+        row += [fmt(c[a]["paired_accuracy"]) for a in aggregators if a != primary]
+        row += [fmt(p["d_z"]), fmt(p["relative_surprise"]), fmt(p["wilcoxon_p"], 3)]
+        row += [fmt(sc[b]["comparisons"][name][primary]["paired_accuracy"]) for b in others]
+        rows.append(row)
+    out += [
+        "Paired accuracy (ties 0.5; quadruplets by the sum rule):",
+        "",
+        *table(header, rows),
+        "",
+    ]
+    rows = [
+        [
+            k,
+            *(fmt(s["auroc"][a]) for a in aggregators),
+            *(fmt(s["spearman_ideal"][a]["rho"]) for a in aggregators),
+        ]
+        for k, s in sc.items()
+    ]
+    header = [
+        "scorer",
+        *(f"AUROC {a}" for a in aggregators),
+        *(f"rho ideal {a}" for a in aggregators),
+    ]
+    out += ["Over all items:", "", *table(header, rows), ""]
+    lock = model.get("time_lock", {})
+    if lock:
+        rows = [
+            [n, fmt(t["pre_max_abs"], 4), fmt(t["locked"]), fmt(t["peak_latency"])]
+            for n, t in lock.items()
+        ]
+        header = ["comparison", "max abs diff before t*", "time-locked", "peak latency (frames)"]
+        out += ["Time lock (prefix-matched comparisons, model):", "", *table(header, rows), ""]
+    probes = entry.get("linear_probes", {})
+    if "targets" in probes:
+        rows = [
+            [n, t["metric"], fmt(t["model"]), fmt(t["random_init"]), fmt(t.get("majority"))]
+            for n, t in probes["targets"].items()
+        ]
+        header = ["target", "metric", "model", "random init", "majority"]
+        out += [f"Linear probes ({probes['source']}):", "", *table(header, rows), ""]
+    return out
+
+
+def consequence_section(res: dict) -> list[str]:
+    """The consequence probe's final-step effects."""
+    rows = []
+    for who, block in res.items():
+        for name in ("trust_to_ego", "distance_to_ego"):
+            b = block[name]
+            rows.append(
+                [
+                    who,
+                    name,
+                    fmt(b["predicted_effect"][-1], 3),
+                    fmt(b["true_effect"][-1], 3),
+                    fmt(b["encoded_effect"][-1], 3),
+                    fmt(b["final_gap"], 3),
+                ]
+            )
+    header = ["encoder", "target", "predicted D−C", "true D−C", "decoded from real frames", "gap"]
+    return ["## Consequence probe (last step of the rollout)", "", *table(header, rows), ""]
+
+
+def probe_report(metrics: dict) -> str:
+    m, cfg = metrics["model"], metrics["config"]
+    lines = [
+        f"# pwm probe: {m['name']}",
+        "",
+        f"Checkpoint `{m['checkpoint']}`: trained on {m['world']}, {m['observation']}, "
+        f"history {m['history']}; window [t*, t* + {cfg['window']}], aggregators "
+        f"{', '.join(cfg['aggregators'])} (primary {cfg['primary']}), "
+        f"{cfg['chance_networks']} chance networks.",
+        "",
+    ]
+    for entry in metrics["items"]:
+        lines += items_section(entry, cfg["primary"], cfg["aggregators"])
+    if metrics.get("consequence"):
+        lines += consequence_section(metrics["consequence"])
+    return "\n".join(lines)

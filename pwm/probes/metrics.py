@@ -1,0 +1,235 @@
+"""Every VoE metric (DESIGN 4.3), as plain functions on arrays of event scores.
+
+The same functions score every model, every baseline and both worlds. Scores are "higher = more
+surprising"; a pair is (implausible, plausible) from the same group. Choices: ties count 0.5
+everywhere; CIs are percentile bootstraps (scipy) over pairs, or hierarchical over training seeds
+then pairs; the chance band is the central `level` quantile interval of the metric over randomly
+initialised networks; a comparison *passes* when its CI lower bound is above 0.5 and the value is
+above the chance band.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy import stats
+
+# The named Polis tests (DESIGN 4.3): (implausible conditions, plausible conditions).
+POLIS_TESTS = {
+    # identical prefix: is a defection in a trusting pair flagged at all?
+    "M2": (["trust_D"], ["trust_C"]),
+    # identical prefix: is retaliation expected? "defection is rare" scores below 0.5 here
+    "R": (["provoked_C"], ["provoked_D"]),
+    # identical outcome frames, histories one action apart: "any defection" scores 0.5 here
+    "M1": (["trust_D"], ["provoked_D"]),
+    # the quadruplet: the sum rule cancels how rare each cue is
+    "Q": (["trust_D", "provoked_C"], ["trust_C", "provoked_D"]),
+}
+
+
+def pair_outcomes(imp: np.ndarray, pl: np.ndarray) -> np.ndarray:
+    """Per pair: 1 if the implausible score is higher, 0.5 on a tie, 0 otherwise, (P,).
+
+    Why: a VoE judgement is a forced choice between two versions of one scene; counting ties as
+    half keeps a detector that cannot tell them apart (equal scores) exactly at chance.
+    """
+    return np.where(imp > pl, 1.0, np.where(imp == pl, 0.5, 0.0))
+
+
+def paired_accuracy(imp: np.ndarray, pl: np.ndarray) -> float:
+    """Fraction of pairs whose implausible item scores higher (ties 0.5); NaN without pairs.
+
+    Why: pairs share their base scene, so everything but the manipulated event cancels; it is
+    the looking-time test of infant VoE studies, free of any threshold or score scale.
+    """
+    return float(pair_outcomes(imp, pl).mean()) if len(imp) else float("nan")
+
+
+def sum_rule(imp: np.ndarray, pl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Quadruplets (P, 2) per side -> summed scores (P,), (P,).
+
+    Why: {trust_D, provoked_C} vs {trust_C, provoked_D} shows each outcome cue (C and D) and
+    each history once per side, so a score driven by how rare a cue or a history is cancels in
+    the sums; only the contingency (history x outcome) can make the implausible sum higher.
+    """
+    return imp.sum(axis=1), pl.sum(axis=1)
+
+
+def auroc(scores: np.ndarray, implausible: np.ndarray) -> float:
+    """Area under the ROC curve of implausible vs plausible items, unpaired (ties 0.5).
+
+    Why: it asks whether the score separates the labels across scenes, not only within a pair;
+    computed as the Mann-Whitney U / (n_imp n_pl) from mid-ranks, which gives ties 0.5.
+    """
+    pos, neg = int(implausible.sum()), int((~implausible).sum())
+    if pos == 0 or neg == 0:
+        return float("nan")
+    ranks = stats.rankdata(scores)
+    return float((ranks[implausible].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def paired_dz(diff: np.ndarray, axis: int = -1) -> np.ndarray | float:
+    """Cohen's d_z: mean / standard deviation (ddof 1) of the paired differences.
+
+    Why: the effect size of a within-pair design, in units of its own noise; unlike accuracy
+    it grows with the margin, and unlike raw differences it compares models with different
+    score scales. Zero spread gives 0 for zero mean and +-inf otherwise.
+    """
+    m = np.mean(diff, axis=axis)
+    s = np.std(diff, axis=axis, ddof=1) if np.shape(diff)[axis] > 1 else np.zeros_like(m)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(s > 0, m / np.where(s > 0, s, 1), np.sign(m) * np.inf)
+    out = np.where((s == 0) & (m == 0), 0.0, out)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def relative_surprise(imp_raw: np.ndarray, pl_raw: np.ndarray) -> float:
+    """Mean over pairs of (S_imp - S_pl) / (S_imp + S_pl) on raw (unstandardised) scores.
+
+    Why: a scale-free fraction in [-1, 1] comparable across models without calibration
+    (pairs whose two scores are both 0 count 0).
+    """
+    if len(imp_raw) == 0:
+        return float("nan")
+    den = imp_raw + pl_raw
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(den != 0, (imp_raw - pl_raw) / np.where(den != 0, den, 1), 0.0)
+    return float(rel.mean())
+
+
+def wilcoxon_p(diff: np.ndarray) -> float:
+    """Two-sided Wilcoxon signed-rank p-value of the paired differences (zeros split).
+
+    Why: no normality assumption for score differences, which are heavy-tailed; 1.0 when
+    every difference is zero or there are fewer than 2 pairs.
+    """
+    if len(diff) < 2 or np.all(diff == 0):
+        return 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(stats.wilcoxon(diff, zero_method="zsplit").pvalue)
+
+
+def bootstrap_ci(
+    values: np.ndarray, statistic=np.mean, level: float = 0.95, resamples: int = 2000, seed=0
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of `statistic(values, axis=-1)` over resampled items (pairs).
+
+    Why: pairs are the independent units (one per base scene); the percentile bootstrap makes
+    no distributional assumption and stays defined for bounded, tied metrics like accuracy.
+    """
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2 or np.all(values == values[0]):
+        v = float(statistic(values, axis=-1)) if len(values) else float("nan")
+        return v, v
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = stats.bootstrap(
+            (values,),
+            statistic,
+            confidence_level=level,
+            n_resamples=resamples,
+            method="percentile",
+            random_state=np.random.default_rng(seed),
+            axis=-1,
+        )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def seed_bootstrap_ci(
+    per_seed: list[np.ndarray], level: float = 0.95, resamples: int = 2000, seed=0
+) -> tuple[float, float]:
+    """Hierarchical bootstrap CI of the mean over training seeds of per-seed pair means.
+
+    Why: two sources of variance — which network training produced, and which items were
+    drawn; resampling seeds, then pairs within each drawn seed, covers both (a single seed
+    falls back to the item bootstrap).
+    """
+    per_seed = [np.asarray(v, dtype=float) for v in per_seed if len(v)]
+    if not per_seed:
+        return float("nan"), float("nan")
+    if len(per_seed) == 1:
+        return bootstrap_ci(per_seed[0], level=level, resamples=resamples, seed=seed)
+    rng = np.random.default_rng(seed)
+    means = np.stack(
+        [v[rng.integers(0, len(v), (resamples, len(v)))].mean(axis=1) for v in per_seed]
+    )  # (S, R)
+    pick = rng.integers(0, len(per_seed), (resamples, len(per_seed)))  # (R, S)
+    boot = means[pick, np.arange(resamples)[:, None]].mean(axis=1)  # (R,)
+    a = (1 - level) / 2
+    return float(np.quantile(boot, a)), float(np.quantile(boot, 1 - a))
+
+
+def spearman(scores: np.ndarray, ideal: np.ndarray) -> tuple[float, float]:
+    """Spearman rho (and p) between event scores and the ideal observer's surprisal.
+
+    Why: graded calibration — a model that tracks how improbable an event is, not only whether
+    it is, ranks items like the ideal observer; ranks ignore the scale (and the 1e9 sentinel).
+    """
+    if len(scores) < 3 or np.all(scores == scores[0]) or np.all(ideal == ideal[0]):
+        return float("nan"), float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = stats.spearmanr(scores, ideal)
+    return float(res.statistic), float(res.pvalue)
+
+
+def chance_band(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Central `level` quantile interval of a metric over randomly initialised networks.
+
+    Why: an untrained network of the same architecture already reacts to pixel changes; the
+    band is what the architecture gives without learning, so "above chance" means learned.
+    """
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    a = (1 - level) / 2
+    return float(np.quantile(values, a)), float(np.quantile(values, 1 - a))
+
+
+def time_lock(diff: np.ndarray, before: int, tolerance: float) -> dict:
+    """Time-lock check of paired difference curves aligned on t*, (P, before + 1 + after).
+
+    Why: with identical prefixes nothing differs before t*, so a difference there would be an
+    artefact (leakage, nondeterminism); after t* the latency of the mean difference's peak says
+    when the model notices (0: at the event frame). Returns the largest |difference| before t*,
+    whether it is within tolerance, and the peak latency in frames.
+    """
+    pre, post = diff[:, :before], diff[:, before:]
+    pre_max = float(np.nanmax(np.abs(pre))) if np.isfinite(pre).any() else float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mean_post = np.nanmean(post, axis=0)  # (after + 1,)
+    latency = int(np.nanargmax(mean_post)) if np.isfinite(mean_post).any() else None
+    locked = bool(pre_max <= tolerance) if np.isfinite(pre_max) else None
+    return {"pre_max_abs": pre_max, "locked": locked, "peak_latency": latency}
+
+
+def selectivity(violation: np.ndarray, visual: np.ndarray) -> float:
+    """Paired accuracy of a dynamics violation (teleport) against the visual control.
+
+    Why: both change the same disc's pixels at t*, but only the teleport breaks a law; a
+    detector of visual change scores ~0.5 (or less: a recolour can change more pixels), a model
+    of the dynamics scores ~1.
+    """
+    return paired_accuracy(violation, visual)
+
+
+def passes(accuracy: float, ci_low: float, band_high: float | None) -> bool:
+    """A comparison passes when the CI excludes 0.5 from above and it beats the chance band."""
+    if not np.isfinite(accuracy) or not np.isfinite(ci_low):
+        return False
+    above_band = band_high is None or not np.isfinite(band_high) or accuracy > band_high
+    return bool(ci_low > 0.5 and above_band)
+
+
+def betrayal_verdict(passed: dict[str, bool], tests=("M1", "R", "Q")) -> dict:
+    """Betrayal VoE is claimed only if every one of `tests` (M1, R and Q) passes.
+
+    Why: M2 alone is passed by "defection is rare"; R and M1 fail that model, and Q removes
+    cue rarity; only a model of the contingency passes all three (DESIGN 4.3).
+    """
+    result = {t: passed.get(t) for t in tests}
+    return {"claimed": all(v is True for v in result.values()), "tests": result}

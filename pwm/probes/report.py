@@ -1,0 +1,205 @@
+"""`pwm report RUN_DIR ... --out REPORT.md`: aggregate `pwm probe` runs into one report.
+
+Runs are grouped by (model name, item world): the runs of one group are training seeds of one
+model (`pwm probe --name` sets the name). Per group and comparison (primary aggregator): the
+mean paired accuracy over seeds with a hierarchical bootstrap 95% CI (seeds, then pairs), the
+mean chance band, how many seeds pass alone, and the group's pass flag (CI lower bound > 0.5 and
+mean accuracy above the mean chance band's upper edge); the betrayal verdict (M1, R, Q) on those
+flags; the baselines' mean accuracies; the linear probes' mean scores. The heat map crosses
+models (rows, labelled with their training world) with item worlds (columns): each cell is the
+world's headline (mean paired accuracy over `headline` comparisons), so a physical and a
+political model on physical and political items give the 2x2 design of DESIGN 1.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from pwm.probes import metrics as M
+from pwm.probes import plots
+from pwm.probes.cli import Parser, jsonable
+from pwm.probes.config import ProbeError
+from pwm.probes.markdown import BASELINES, ci, fmt, table
+
+
+def load_runs(dirs: list[str]) -> list[dict]:
+    runs = []
+    for d in dirs:
+        path = Path(d) / "metrics.json"
+        if not path.is_file():
+            raise ProbeError(f"{d} has no metrics.json: not a `pwm probe` output directory")
+        try:
+            runs.append(json.loads(path.read_text()))
+        except json.JSONDecodeError as e:
+            raise ProbeError(f"{path} is not valid JSON ({e.msg})") from None
+    return runs
+
+
+def group_runs(runs: list[dict]) -> dict:
+    """{(model name, model world, item world): [(run config, item entry), ...]}."""
+    groups = {}
+    for run in runs:
+        m = run["model"]
+        for entry in run["items"]:
+            groups.setdefault((m["name"], m["world"], entry["world"]), []).append((run, entry))
+    return groups
+
+
+def summarise(members: list[tuple[dict, dict]]) -> dict:
+    """One group's comparisons, verdict, headline, baselines and linear probes."""
+    cfg = members[0][0]["config"]
+    primary, level = cfg["primary"], cfg["ci_level"]
+    first = members[0][1]["scorers"]["model"]["comparisons"]
+    comps = {}
+    for i, name in enumerate(first):
+        blocks = [
+            e["scorers"]["model"]["comparisons"].get(name, {}).get(primary) for _, e in members
+        ]
+        blocks = [b for b in blocks if b]
+        accs = [b["paired_accuracy"] for b in blocks if b["paired_accuracy"] is not None]
+        mean = float(np.mean(accs)) if accs else None
+        interval = M.seed_bootstrap_ci(
+            [np.asarray(b["outcomes"]) for b in blocks],
+            level,
+            cfg["bootstrap_resamples"],
+            cfg["seed"] + i,
+        )
+        bands = [b["chance_band"] for b in blocks if b.get("chance_band")]
+        band = (
+            [float(np.mean([b[k] for b in bands if b[k] is not None])) for k in (0, 1)]
+            if bands
+            else None
+        )
+        dz = [b["d_z"] for b in blocks if b["d_z"] is not None]
+        comps[name] = {
+            "seeds": len(blocks),
+            "paired_accuracy": mean,
+            "ci": list(interval),
+            "chance_band": band,
+            "seed_passes": sum(bool(b["pass"]) for b in blocks),
+            "pass": M.passes(
+                mean if mean is not None else float("nan"), interval[0], band[1] if band else None
+            ),
+            "d_z": float(np.mean(dz)) if dz else None,
+            "baselines": {
+                b: _mean(
+                    e["scorers"][b]["comparisons"][name][primary]["paired_accuracy"]
+                    for _, e in members
+                    if b in e["scorers"]
+                )
+                for b in BASELINES
+            },
+        }
+    world = members[0][1]["world"]
+    heads = [comps[c]["paired_accuracy"] for c in cfg["headline"].get(world, []) if c in comps]
+    out = {"comparisons": comps, "headline": _mean(heads), "seeds": len(members)}
+    if all(t in comps for t in cfg["betrayal_tests"]):
+        out["verdict"] = M.betrayal_verdict(
+            {t: comps[t]["pass"] for t in cfg["betrayal_tests"]}, cfg["betrayal_tests"]
+        )
+    probes = {}
+    for _, e in members:
+        for target, t in e.get("linear_probes", {}).get("targets", {}).items():
+            row = probes.setdefault(target, {"metric": t["metric"], "model": [], "random_init": []})
+            row["model"].append(t["model"])
+            row["random_init"].append(t["random_init"])
+    out["linear_probes"] = {
+        k: {**v, "model": _mean(v["model"]), "random_init": _mean(v["random_init"])}
+        for k, v in probes.items()
+    }
+    return out
+
+
+def _mean(values) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def render(groups: dict, summaries: dict, heat: str, primary: str, grid: tuple) -> str:
+    lines = [
+        "# pwm report",
+        "",
+        f"Paired accuracy with the primary aggregator ({primary}); CIs are 95% hierarchical "
+        "bootstraps over training seeds, then pairs. A comparison passes when the CI lower "
+        "bound is above 0.5 and the mean accuracy is above the mean chance band.",
+        "",
+        f"![model x items headline]({heat})",
+        "",
+    ]
+    rows, cols, values = grid
+    cells = [[r, *(fmt(float(v)) for v in row)] for r, row in zip(rows, values, strict=True)]
+    lines += ["Headline: mean paired accuracy over each item world's headline comparisons.", ""]
+    lines += [*table(["model", *(f"{c} items" for c in cols)], cells), ""]
+    for (name, mworld, iworld), s in summaries.items():
+        lines += [f"## {name} (trained on {mworld}) on {iworld} items — {s['seeds']} seed(s)", ""]
+        if "verdict" in s:
+            v = s["verdict"]
+            tests = ", ".join(f"{t} {'pass' if ok else 'fail'}" for t, ok in v["tests"].items())
+            lines += [f"**Betrayal VoE claimed: {fmt(v['claimed'])}** ({tests}).", ""]
+        header = [
+            "comparison",
+            "seeds",
+            "accuracy [95% CI]",
+            "chance band",
+            "pass",
+            "seeds pass",
+            "d_z",
+            *BASELINES,
+        ]
+        rows = [
+            [
+                c,
+                str(r["seeds"]),
+                f"{fmt(r['paired_accuracy'])} {ci(r['ci'])}",
+                ci(r["chance_band"]),
+                fmt(r["pass"]),
+                f"{r['seed_passes']}/{r['seeds']}",
+                fmt(r["d_z"]),
+                *(fmt(r["baselines"][b]) for b in BASELINES),
+            ]
+            for c, r in s["comparisons"].items()
+        ]
+        lines += [*table(header, rows), ""]
+        if s["linear_probes"]:
+            rows = [
+                [t, v["metric"], fmt(v["model"]), fmt(v["random_init"])]
+                for t, v in s["linear_probes"].items()
+            ]
+            lines += [
+                "Linear probes (mean over seeds):",
+                "",
+                *table(["target", "metric", "model", "random init"], rows),
+                "",
+            ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    p = Parser(prog="pwm report", description="aggregate `pwm probe` runs into one report")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="`pwm probe` output directories")
+    p.add_argument(
+        "--out", required=True, help="report file (markdown); the heat map goes beside it"
+    )
+    args = p.parse_args(argv)
+    runs = load_runs(args.runs)
+    groups = group_runs(runs)
+    summaries = {k: summarise(v) for k, v in groups.items()}
+    models = list(dict.fromkeys((k[0], k[1]) for k in summaries))
+    worlds = sorted({k[2] for k in summaries})
+    heads = [[summaries.get((n, w, iw), {}).get("headline") for iw in worlds] for n, w in models]
+    values = np.array([[np.nan if h is None else h for h in row] for row in heads], dtype=float)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    heat = out.with_name(out.stem + "_heatmap.png")
+    labels = [f"{n} ({w})" for n, w in models]
+    plots.heatmap(values, labels, worlds, "headline", heat)
+    grid = (labels, worlds, values)
+    out.write_text(render(groups, summaries, heat.name, runs[0]["config"]["primary"], grid))
+    (out.with_suffix(".json")).write_text(
+        json.dumps(jsonable({" / ".join(k): v for k, v in summaries.items()}), indent=1)
+    )
+    print(f"pwm report: {len(runs)} runs, {len(summaries)} model x item groups -> {out}")
+    return 0

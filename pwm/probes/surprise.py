@@ -1,0 +1,99 @@
+"""Per-frame surprise of a world model (DESIGN 4.1): s(t) = mean_d (pred_t[d] - z_t[d])^2.
+
+`pred_t` is the predictor's output at the last position of the H frames before t, teacher forced
+with the encoder's embeddings z_{t-H}..z_{t-1} and the actions a_{t-H}..a_{t-1} — exactly how a
+training window of H + 1 frames predicts its last frame. Every frame of an episode is encoded
+once; the T - H context windows are unfolded from the embeddings and predicted in batches.
+Frames t < H have no surprise (NaN). The same pass returns the embeddings (the linear probes'
+features), so nothing is encoded twice.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from einops import rearrange
+from rich.progress import Progress
+from torch import Tensor
+
+from pwm.data.format import Dataset
+from pwm.models import WorldModel
+
+
+@torch.no_grad()
+def frame_surprise(model: WorldModel, z: Tensor, actions: Tensor, context: int) -> Tensor:
+    """z (B, T, D) embeddings, actions (B, T, A) -> surprise (B, T), NaN where t < context."""
+    B, T, _ = z.shape
+    ctx = z[:, :-1].unfold(1, context, 1)  # (B, T-H, D, H): windows z[t-H:t] for t = H..T-1
+    act = actions[:, :-1].unfold(1, context, 1)  # (B, T-H, A, H)
+    ctx = rearrange(ctx, "b n d h -> (b n) h d")  # (B*(T-H), H, D)
+    act = rearrange(act, "b n a h -> (b n) h a")  # (B*(T-H), H, A)
+    pred = model.predict(ctx, act)[:, -1]  # (B*(T-H), D): prediction of z_t
+    target = rearrange(z[:, context:], "b n d -> (b n) d")  # (B*(T-H), D)
+    err = ((pred - target) ** 2).mean(-1)  # (B*(T-H),)
+    out = torch.full((B, T), float("nan"), device=z.device)
+    out[:, context:] = rearrange(err, "(b n) -> b n", b=B)
+    return out  # (B, T)
+
+
+@contextmanager
+def progress_bar(progress: Progress | None):
+    """The given rich Progress, or a new transient one (one live display at a time)."""
+    if progress is not None:
+        yield progress
+    else:
+        with Progress(transient=True) as bar:
+            yield bar
+
+
+@torch.no_grad()
+def run_model(
+    model: WorldModel,
+    dataset: Dataset,
+    observation: str,
+    context: int,
+    action_mode: str = "recorded",
+    episodes: np.ndarray | None = None,
+    batch_size: int = 16,
+    device: str = "cpu",
+    embeddings: bool = False,
+    label: str = "surprise",
+    progress: Progress | None = None,
+    crop: tuple[np.ndarray, int] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Surprise (E, T) float64 of the chosen episodes (default: all), and their embeddings
+    (E, T, D) float32 if asked. `action_mode` `zeros` feeds zero actions (cross-world probes).
+
+    `crop` (starts (E,), length L) reads only frames [start, start + L) of each episode, so
+    (E, L) is returned: s(t) needs only frames t - H .. t, and an event window [t*, t* + w] is
+    the last w + 1 frames of the crop starting at t* - H with L = H + w + 1 (chance networks).
+    """
+    episodes = np.arange(dataset.num_episodes) if episodes is None else np.asarray(episodes)
+    starts, length = crop if crop is not None else (np.zeros(len(episodes), int), None)
+    obs_shards, act_shards = dataset.shards(observation), dataset.shards("actions")
+    action_dim = model.predictor.action_dim
+    model = model.to(device).eval()
+    surprise, embeds = [], []
+    with progress_bar(progress) as bar:
+        task = bar.add_task(label, total=len(episodes))
+        for start in range(0, len(episodes), batch_size):
+            chunk = slice(start, start + batch_size)
+            where = [dataset.locate(int(e)) for e in episodes[chunk]]
+            frames = [slice(a, None if length is None else a + length) for a in starts[chunk]]
+            obs = np.stack([obs_shards[s][i, f] for (s, i), f in zip(where, frames, strict=True)])
+            obs = torch.from_numpy(obs).to(device)  # (B, T, ...)
+            if action_mode == "zeros":
+                act = torch.zeros(*obs.shape[:2], action_dim, device=device)  # (B, T, A)
+            else:
+                act = [act_shards[s][i, f] for (s, i), f in zip(where, frames, strict=True)]
+                act = torch.from_numpy(np.stack(act).astype(np.float32)).to(device)  # (B, T, A)
+            z = model.encode(obs)  # (B, T, D)
+            surprise.append(frame_surprise(model, z, act, context).double().cpu().numpy())
+            if embeddings:
+                embeds.append(z.float().cpu().numpy())
+            bar.advance(task, len(where))
+        bar.remove_task(task)
+    emb = np.concatenate(embeds) if embeddings else None
+    return np.concatenate(surprise), emb

@@ -1,0 +1,106 @@
+"""The consequence probe (DESIGN 4.6) on a counterfactual Polis set built here.
+
+Polis does not (yet) write counterfactual pairs, so `counterfactual_set` builds the set the probe
+reads (see pwm/probes/consequence.py for the contract) from the world's own simulator: natural
+runs, then each run replayed twice with the ego's action at its first exchange forced to C and
+to D. It is the reference for a future `pwm items polis` option.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from data_gen import polis
+from data_gen.agents import C, D
+from data_gen.polis_config import PolisConfig
+from pwm.data.format import finalize, open_dataset, write_shard
+from pwm.module import EncoderConfig, JEPAModule, PredictorConfig
+from pwm.probes.config import ProbeError, load_config
+from pwm.probes.consequence import CONSEQUENCE_FILE, consequence_probe
+
+
+def counterfactual_set(out, episodes=48, frames=48, first=6, last=24, seed=0):
+    """Pairs (ego C, ego D) at the ego's first exchange in frames [first, last]."""
+    cfg = PolisConfig(frames=frames, image_size=32)
+    sc = polis.draw_scenario(cfg, np.random.default_rng(seed), episodes)
+    natural = polis.run(cfg, sc)
+    paired = natural["partner"][:, :, 0] >= 0  # (B, T) ego in an exchange at frame t
+    paired[:, :first] = paired[:, last + 1 :] = False
+    keep = np.flatnonzero(paired.any(1))
+    t = paired[keep].argmax(1)  # (P,) first exchange frame of the ego
+    script = polis.Script.natural(cfg, 2 * len(keep))
+    rows = np.arange(len(keep))
+    script.force[t // cfg.round_len - 1, 2 * rows, 0] = C
+    script.force[t // cfg.round_len - 1, 2 * rows + 1, 0] = D
+    truth = polis.run(cfg, sc.take(np.repeat(keep, 2)), script)
+    arrays = {k: truth[k] for k in ("actions", "positions", "trust", "partner", "executed")}
+    arrays |= {"pixels": polis.pixels(cfg, truth), "state": polis.observe(truth)}
+    out.mkdir(parents=True)
+    write_shard(out, 0, arrays)
+    partner = natural["partner"][keep, t, 0]
+    pairs = [
+        {
+            "cooperate": 2 * int(i),
+            "defect": 2 * int(i) + 1,
+            "t_event": int(t[i]),
+            "partner": int(partner[i]),
+        }
+        for i in rows
+    ]
+    (out / CONSEQUENCE_FILE).write_text(json.dumps({"pairs": pairs}))
+    finalize(out, 1, {"world": "polis", "kind": "consequence"}, extra_files=[CONSEQUENCE_FILE])
+    return open_dataset(out)
+
+
+@pytest.fixture(scope="module")
+def pairs_set(tmp_path_factory):
+    return counterfactual_set(tmp_path_factory.mktemp("cf") / "set")
+
+
+def polis_model() -> JEPAModule:
+    return JEPAModule(
+        observation="pixels",
+        obs_size=32,
+        action_dim=3,
+        window=8,
+        history=4,
+        world="polis",
+        embed_dim=32,
+        projector_hidden=64,
+        encoder=EncoderConfig(8, 32, 1, 2),
+        predictor=PredictorConfig(32, 1, 2, 16, 64, 0.0),
+    ).eval()
+
+
+def test_counterfactual_pairs_differ_only_from_the_ego_action(pairs_set):
+    px, act = pairs_set.array("pixels"), pairs_set.array("actions")
+    rows = pairs_set.read_json(CONSEQUENCE_FILE)["pairs"]
+    assert len(rows) >= 12
+    for r in rows:
+        c, d, t = r["cooperate"], r["defect"], r["t_event"]
+        assert np.array_equal(px[c, :t], px[d, :t])  # shared prefix
+        assert act[c, t - 1, 2] == 1 and act[d, t - 1, 2] == -1  # the ego's C / D
+        assert not np.array_equal(px[c, t], px[d, t])  # the cue differs at t
+
+
+def test_consequence_probe_reports_true_and_predicted_effects(pairs_set):
+    cfg = load_config("experiments/voe.yaml")
+    res = consequence_probe(polis_model(), pairs_set, 4, cfg)
+    trust = res["trust_to_ego"]
+    assert len(trust["true_effect"]) == cfg.consequence_horizon == len(trust["predicted_effect"])
+    # the simulator's law: defecting on a partner lowers its trust in the ego (never raises it)
+    assert trust["true_effect"][-1] < -0.05
+    assert np.allclose(
+        np.array(trust["gap"]), np.array(trust["predicted_effect"]) - np.array(trust["true_effect"])
+    )
+    assert res["test_pairs"] >= 3
+
+
+def test_consequence_probe_needs_the_counterfactual_file(tmp_path):
+    out = tmp_path / "plain"
+    out.mkdir()
+    write_shard(out, 0, {"actions": np.zeros((2, 5, 3), np.float32)})
+    finalize(out, 1, {"world": "polis"})
+    with pytest.raises(ProbeError, match="not a counterfactual set"):
+        consequence_probe(polis_model(), open_dataset(out), 4, load_config("experiments/voe.yaml"))
