@@ -16,7 +16,14 @@ from pathlib import Path
 import numpy as np
 from rich.progress import Progress
 
-from pwm.data.format import MANIFEST, DatasetError, finalize, read_shard_record, write_shard
+from pwm.data.format import (
+    MANIFEST,
+    DatasetError,
+    finalize,
+    read_shard_record,
+    remove_stale_temporaries,
+    write_shard,
+)
 
 Simulate = Callable[[np.random.Generator, int], dict[str, np.ndarray]]
 
@@ -74,6 +81,7 @@ def generate_dataset(
         return True
     if any(read_shard_record(out, i) is None for i in range(len(sizes))):
         return False
+    remove_stale_temporaries(out)  # a killed run's half-written shard directories
     names = list(extra_files(out)) if extra_files else []
     meta = {**meta, "seed": seed, "episodes_per_shard": episodes_per_shard}
     return finalize(out, len(sizes), meta, extra_files=names)

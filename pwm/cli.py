@@ -7,17 +7,28 @@ Lightning's Trainer (`pwm fit --help`). Values that must not be set twice are li
 observation kind and window come from `data`, the image size / state width, the action width and
 the world name from the dataset itself. Bad input ends with one line naming the problem and exit
 code 2.
+
+Checkpoints are untrusted input: `--ckpt_path` is always read with `torch.load(weights_only=True)`
+(`--weights_only false` is refused), so a file that would run code when unpickled is refused, not
+run; a checkpoint whose architecture does not fit the data (observation, image size, action
+width, window) is refused before training or evaluation starts, naming both sides.
 """
 
 from __future__ import annotations
 
 import logging
+import pickle
 import sys
+from pathlib import Path
 
+import yaml
 from jsonargparse import ActionConfigFile
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities.model_registry import _is_registry
 
 from pwm import __version__
+from pwm.checkpoint import CheckpointError, checkpoint_problem, read_checkpoint
 from pwm.data.datamodule import WorldDataModule
 from pwm.data.format import DatasetError
 from pwm.loggers import RunConfigSaver
@@ -40,11 +51,17 @@ def _fail(message: str) -> None:
     raise SystemExit(2)
 
 
+# hyperparameters linked from the data: a checkpoint fits the data only if they agree
+DATA_LINKED = ("observation", "obs_size", "action_dim", "window")
+
+
 class OneLineErrorParser(LightningArgumentParser):
     """Argument parser whose errors are one line naming the problem (no usage dump)."""
 
     def error(self, message: str, ex: Exception | None = None) -> None:
-        _fail(message)
+        # jsonargparse words a bad value over several lines: key, then what was expected
+        text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+        _fail(text if len(text) <= 300 else text[:297] + "...")
 
 
 class PWMCLI(LightningCLI):
@@ -61,9 +78,89 @@ class PWMCLI(LightningCLI):
         parser.link_arguments("data.action_dim", "model.action_dim", apply_on="instantiate")
         parser.link_arguments("data.world", "model.world", apply_on="instantiate")
 
+    def _parse_ckpt_path(self) -> None:
+        """Force weights_only loading; read a local --ckpt_path safely and take its hparams.
+
+        Replaces LightningCLI's version (which loads the same way but reports failures as
+        tracebacks). The special values `last` / `hpc` and remote paths are resolved and loaded
+        by the Trainer, also with weights_only=True.
+        """
+        self._ckpt = None
+        sub = self.config.get("subcommand")
+        if not sub:
+            return
+        cfg = self.config[sub]
+        if "weights_only" in cfg:
+            if cfg["weights_only"] is False:
+                _fail("--weights_only false is refused: pwm checkpoints hold only tensors and data")
+            cfg["weights_only"] = True
+        path = cfg.get("ckpt_path")
+        if not path or path in ("last", "hpc") or _is_registry(path) or "://" in str(path):
+            return
+        ckpt = read_checkpoint(path)
+        hparams = {k: v for k, v in ckpt["hyper_parameters"].items() if not k.startswith("_")}
+        self._ckpt = (path, hparams, {k: tuple(v.shape) for k, v in ckpt["state_dict"].items()})
+        if hparams:
+            self.config = self.parser.parse_object({sub: {"model": hparams}}, self.config)
+
+    def _check_checkpoint_fits(self) -> None:
+        """Refuse a --ckpt_path whose weights cannot fit the model built for this data."""
+        if self._ckpt is None:
+            return
+        path, saved, shapes = self._ckpt
+        now = self.model.hparams
+        differ = [k for k in DATA_LINKED if k in saved and saved[k] != now[k]]
+        if differ:
+            was = ", ".join(f"{k}={saved[k]}" for k in differ)
+            new = ", ".join(f"{k}={now[k]}" for k in differ)
+            raise CheckpointError(
+                f"checkpoint {path} does not match the data: trained with {was}, but "
+                f"data.path {self.datamodule.hparams.path} with these data.* settings gives {new}"
+            )
+        model = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
+        if model != shapes:
+            bad = sorted(set(model) ^ set(shapes)) or [k for k in model if model[k] != shapes[k]]
+            raise CheckpointError(f"checkpoint {path} does not fit the model (first: {bad[0]})")
+
+    def instantiate_trainer(self, **kwargs):
+        self._check_checkpoint_fits()  # before the Trainer exists: nothing logged, nothing made
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except (TypeError, ValueError, MisconfigurationException) as e:  # impossible trainer.*
+            raise ValueError(f"trainer: {e}") from None
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        try:
+            super()._run_subcommand(subcommand)
+        except (pickle.UnpicklingError, EOFError, RuntimeError) as e:
+            path = self.config[subcommand].get("ckpt_path")
+            if path is None:
+                raise
+            problem = checkpoint_problem(e)
+            if problem is None and str(e).startswith("Error(s) in loading state_dict"):
+                problem = "does not fit the model (" + str(e).splitlines()[1].strip() + ")"
+            if problem is None:
+                raise
+            raise CheckpointError(f"checkpoint --ckpt_path {path} {problem}") from None
+
+
+def check_config_files(argv: list[str]) -> None:
+    """Name the file when a `-c` config is not valid YAML (the parser's error does not)."""
+    for flag, value in zip(argv, [*argv[1:], None], strict=True):
+        if flag.startswith("--config="):
+            flag, value = "-c", flag.split("=", 1)[1]
+        if flag in ("-c", "--config") and value and Path(value).is_file():
+            try:
+                yaml.safe_load(Path(value).read_text())
+            except yaml.YAMLError as e:
+                mark = getattr(e, "problem_mark", None)
+                where = f" at line {mark.line + 1}" if mark else ""
+                _fail(f"config {value} is not valid YAML{where}: {getattr(e, 'problem', e)}")
+
 
 def train_cli(argv: list[str]) -> None:
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
+    check_config_files(argv)
     sys.argv = [sys.argv[0], *argv]  # LightningCLI reads its arguments from sys.argv
     PWMCLI(
         JEPAModule,
@@ -94,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return (probe_main if argv[0] == "probe" else report_main)(argv[1:])
         _fail(f"unknown command {argv[0]!r}; expected one of {USAGE.split()[2]}")
-    except (DatasetError, ValueError, FileNotFoundError, FloatingPointError) as e:
+    except (DatasetError, ValueError, OSError, FloatingPointError) as e:
         _fail(str(e))
     return 0
 

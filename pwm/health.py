@@ -21,6 +21,8 @@ def embedding_std(z: Tensor) -> Tensor:
 def effective_rank(z: Tensor, eps: float = 1e-12) -> Tensor:
     """exp(entropy(sigma / sum sigma)) of the centred (N, D) matrix; z (..., D)."""
     x = z.reshape(-1, z.shape[-1]).float()  # (N, D)
+    if not torch.isfinite(x).all():  # undefined (the SVD would fail); the loss check reports it
+        return torch.full((), float("nan"), device=z.device)
     x = x - x.mean(0)
     s = torch.linalg.svdvals(x)  # (min(N, D),)
     if s.sum() <= eps:

@@ -9,7 +9,8 @@ with gradients flowing into both sides (LeWM: no EMA, no stop-gradient). The abl
 `target: ema` instead predicts the embeddings of an EMA copy of encoder+projector with
 stop-gradient (BYOL / I-JEPA style). Every step logs `stage/pred_loss`, `stage/reg_loss`,
 `stage/loss` and embedding health (`stage/z_std`, `stage/z_rank`), so collapse shows in every run.
-A non-finite loss stops training with a clear message (the last good checkpoint is kept).
+A non-finite loss or gradient stops training with a clear message before any weight changes
+(every rank stops at once under DDP), so the last checkpoint written is the last good one.
 """
 
 from __future__ import annotations
@@ -246,14 +247,29 @@ class JEPAModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         losses = self.model_step(batch, "train")
-        if not torch.isfinite(losses["loss"]):
+        # decided jointly by every rank (a no-op on one device), so all ranks stop together
+        finite = bool(torch.isfinite(losses["loss"]))
+        if not self.trainer.strategy.reduce_boolean_decision(finite, all=True):
             detail = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
+            where = " (on another rank)" if finite else f" ({detail})"
             raise FloatingPointError(
-                f"non-finite loss at step {self.global_step} ({detail}); "
+                f"non-finite loss at step {self.global_step}{where}; "
                 "training stopped, the last good checkpoint is kept"
             )
         self._log(losses, "train")
         return losses["loss"]
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # a finite loss can still have non-finite gradients; stop before they reach the weights
+        # (except under fp16 loss scaling, whose scaler skips such steps by design)
+        if self._trainer is not None and getattr(self._trainer.precision_plugin, "scaler", None):
+            return
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if grads and not torch.isfinite(torch.nn.utils.get_total_norm(grads)):
+            raise FloatingPointError(
+                f"non-finite gradient at step {self.global_step}; "
+                "training stopped, the last good checkpoint is kept"
+            )
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._log(self.model_step(batch, "val"), "val")

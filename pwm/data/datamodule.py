@@ -96,8 +96,13 @@ class WorldDataModule(L.LightningDataModule):
         super().__init__()
         if window < 2:
             raise ValueError(f"data.window must be >= 2, got {window}")
-        if stride < 1 or batch_size < 1 or num_workers < 0:
-            raise ValueError("data.stride and data.batch_size must be >= 1, data.num_workers >= 0")
+        for name, value, least in (
+            ("stride", stride, 1),
+            ("batch_size", batch_size, 1),
+            ("num_workers", num_workers, 0),
+        ):
+            if value < least:
+                raise ValueError(f"data.{name} must be >= {least}, got {value}")
         if not 0 <= val_fraction < 1:
             raise ValueError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
         self.save_hyperparameters()

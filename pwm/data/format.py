@@ -11,8 +11,10 @@ A dataset is a directory::
 Choices: every array is a plain `.npy` (memory-mappable, `allow_pickle=False`); a shard is written
 to a temporary directory and renamed into place, so a killed writer leaves no half shard; the
 manifest lists, per shard, the sha256 of each file, and `open_dataset` refuses a dataset whose
-shard is missing, truncated or altered, naming the shard. Extra files (item metadata) live at the
-top level and are checksummed the same way.
+shard is missing, truncated or altered, naming the shard, and any array whose `.npy` header
+disagrees with the manifest or declares Python objects (nothing is ever unpickled). Extra files
+(item metadata) live at the top level and are checksummed the same way. A killed writer's
+temporary `.shard-*` directories are removed once every shard is finished.
 """
 
 from __future__ import annotations
@@ -78,6 +80,16 @@ def write_shard(root: Path, index: int, arrays: dict[str, np.ndarray]) -> dict:
         shutil.rmtree(final)
     os.replace(tmp, final)
     return record
+
+
+def remove_stale_temporaries(root: Path) -> None:
+    """Delete the temporary shard directories a killed writer left behind (`.shard-*`).
+
+    Call only when every shard is finished: then no writer is still filling one.
+    """
+    for tmp in Path(root).glob(".shard-*"):
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def read_shard_record(root: Path, index: int) -> dict | None:
@@ -235,7 +247,42 @@ def open_dataset(root: str | Path, verify: bool = True) -> Dataset:
                         f"{root}: shard {shard['name']} file {fname} fails its checksum "
                         "(truncated or altered); regenerate the dataset"
                     )
+            for name, spec in manifest["arrays"].items():
+                _check_header(root, shard, name, spec)
         for fname, digest in manifest.get("extra_files", {}).items():
             if not (root / fname).exists() or sha256_file(root / fname) != digest:
                 raise DatasetError(f"{root}: {fname} is missing or fails its checksum")
     return Dataset(root=root, manifest=manifest)
+
+
+def _check_header(root: Path, shard: dict, name: str, spec: dict) -> None:
+    """Refuse a shard array whose .npy header disagrees with the manifest or holds objects.
+
+    The header is parsed without unpickling (numpy reads it as a Python literal), so an array
+    of pickled objects is refused here, before anything could try to load it.
+    """
+    path = root / shard["name"] / f"{name}.npy"
+    where = f"{root}: shard {shard['name']} array {name!r}"
+    if f"{name}.npy" not in shard["files"]:
+        raise DatasetError(f"{where} is not listed in the manifest's checksums")
+    readers = {
+        (1, 0): np.lib.format.read_array_header_1_0,
+        (2, 0): np.lib.format.read_array_header_2_0,
+    }
+    with open(path, "rb") as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            if version not in readers:
+                raise ValueError(f"unsupported .npy format version {version}")
+            shape, _, dtype = readers[version](f)
+        except ValueError as e:
+            raise DatasetError(f"{where} has no valid .npy header ({e})") from None
+    if dtype.hasobject:
+        raise DatasetError(
+            f"{where} holds Python objects (pickle); refused, datasets never unpickle"
+        )
+    want = (shard["episodes"], *spec["shape"])
+    if str(dtype) != spec["dtype"] or tuple(shape) != want:
+        raise DatasetError(
+            f"{where} is {dtype} {tuple(shape)} but the manifest says {spec['dtype']} {want}"
+        )

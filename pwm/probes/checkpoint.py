@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from pwm.checkpoint import CheckpointError, read_checkpoint
 from pwm.data.format import Dataset
 from pwm.module import JEPAModule
 from pwm.probes.config import ProbeError
@@ -23,16 +24,11 @@ from pwm.probes.items import ItemSet
 
 
 def load_checkpoint(path: str | Path) -> JEPAModule:
-    """The JEPAModule of a Lightning checkpoint, in eval mode on the CPU."""
-    path = Path(path)
-    if not path.is_file():
-        raise ProbeError(f"checkpoint {path} not found")
+    """The JEPAModule of a checkpoint (read by `pwm.checkpoint.read_checkpoint`), eval, CPU."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # any unreadable file: one line, not a traceback
-        raise ProbeError(f"{path} is not a readable checkpoint ({type(e).__name__})") from None
-    if not isinstance(ckpt, dict) or not {"hyper_parameters", "state_dict"} <= set(ckpt):
-        raise ProbeError(f"{path} has no hyper_parameters/state_dict: not a pwm checkpoint")
+        ckpt = read_checkpoint(str(path))
+    except CheckpointError as e:
+        raise ProbeError(str(e)) from None
     module = JEPAModule(**hparams_of(ckpt["hyper_parameters"]))
     try:
         module.load_state_dict(ckpt["state_dict"])
