@@ -105,6 +105,7 @@ class Script:
     teleport_frame: np.ndarray  # (B,) int: frame at which teleport_agent jumps (-1: never)
     teleport_agent: np.ndarray  # (B,) int
     teleport_to: np.ndarray  # (B, 2) where it lands
+    ego_move: np.ndarray | None = None  # (B, T, 2) float32: replayed ego moves (None: policy)
 
     @staticmethod
     def natural(config: PolisConfig, batch: int) -> Script:
@@ -145,24 +146,51 @@ def draw_scenario(config: PolisConfig, rng: np.random.Generator, batch: int) -> 
     )
 
 
+def _sum_axis1(x: np.ndarray) -> np.ndarray:
+    """x.sum(1) for x (N, M, ...), added in the order numpy's `sum` uses along a contiguous last
+    axis (sequential below 8 terms; 8 running sums combined pairwise from 8 on), so batch-last
+    arrays give the same bits as the equivalent batch-first `.sum(-1)`."""
+    m = x.shape[1]
+    if m < 8:
+        total = 0.0 + x[:, 0]
+        for k in range(1, m):
+            total = total + x[:, k]
+        return total
+    acc = [x[:, k] for k in range(8)]
+    k = 8
+    while k < m - m % 8:
+        acc = [acc[q] + x[:, k + q] for q in range(8)]
+        k += 8
+    total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+    for q in range(k, m):
+        total = total + x[:, q]
+    return 0.0 + total
+
+
 class Geometry(NamedTuple):
-    """Pairwise offsets and distances of one frame, each (B, N, N): x_j - x_i, y_j - y_i, |.|."""
+    """Pairwise offsets and distances of one frame, each (N, N, B), batch last:
+    dx[i, j] = x_j - x_i, dy[i, j] = y_j - y_i, d = |(dx, dy)|.
+
+    The movement code keeps the batch as the last (contiguous) axis: with N = 6 agents, numpy's
+    loops over a trailing axis of length N cost far more than the arithmetic.
+    """
 
     dx: np.ndarray
     dy: np.ndarray
     d: np.ndarray
 
     @staticmethod
-    def of(pos: np.ndarray) -> Geometry:
-        x, y = pos[..., 0], pos[..., 1]  # (B, N)
-        dx, dy = x[:, None, :] - x[:, :, None], y[:, None, :] - y[:, :, None]  # (B, N, N)
+    def of(pos: np.ndarray) -> Geometry:  # pos (N, 2, B)
+        x, y = pos[:, 0], pos[:, 1]  # (N, B)
+        dx, dy = x[None, :] - x[:, None], y[None, :] - y[:, None]  # (N, N, B)
         return Geometry(dx, dy, np.sqrt(dx * dx + dy * dy))
 
 
-def pair(geo: Geometry, reach: float) -> np.ndarray:
-    """Greedy closest-first matching of agents closer than `reach`: (B, N) partner or -1."""
-    b, n = geo.d.shape[:2]
-    d = np.where((geo.d >= reach) | np.eye(n, dtype=bool), np.inf, geo.d)  # (B, N, N)
+def pair(dist: np.ndarray, reach: float) -> np.ndarray:
+    """Greedy closest-first matching of agents closer than `reach`, from distances (B, N, N):
+    (B, N) partner or -1."""
+    b, n = dist.shape[:2]
+    d = np.where((dist >= reach) | np.eye(n, dtype=bool), np.inf, dist)  # (B, N, N)
     partner = np.full((b, n), -1)
     rows = np.arange(b)
     for _ in range(n // 2):
@@ -178,41 +206,86 @@ def pair(geo: Geometry, reach: float) -> np.ndarray:
     return partner
 
 
-def drive(config: PolisConfig, pos: np.ndarray, geo: Geometry, trust: np.ndarray) -> np.ndarray:
-    """Social force plus personal space and soft walls, (B, N, 2)."""
-    n, r = pos.shape[1], config.radius
-    off = 1 - np.eye(n, dtype=pos.dtype)
-    w = (trust - config.trust_prior).astype(pos.dtype) * off  # (B, N, N) pull toward j
-    w *= np.where(w > 0, np.minimum(geo.d * (1 / NEAR), 1), REPEL)
-    space = np.maximum(1 - geo.d * (1 / (PERSONAL * 2 * r)), 0) * off  # (B, N, N)
+def social_pull(config: PolisConfig, trust: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """Trust part of the social force, (N, N, B) batch last: T[i, j] - trust_prior, 0 on the
+    diagonal; `trust` is (B, N, N). It changes once per round, so `run` computes it once a round."""
+    n = trust.shape[1]
+    pull = (trust - config.trust_prior).astype(dtype) * (1 - np.eye(n, dtype=dtype))
+    return np.ascontiguousarray(pull.transpose(1, 2, 0))  # (N, N, B)
+
+
+def _zero_diagonal(x: np.ndarray) -> np.ndarray:
+    """Set x[i, i] = 0 in place for an (N, N, B) array (same as multiplying by 1 - eye)."""
+    i = np.arange(x.shape[0])
+    x[i, i] = 0
+    return x
+
+
+def _pair_sum(coef: np.ndarray, geo_dx: np.ndarray, geo_dy: np.ndarray) -> np.ndarray:
+    """sum_j coef[i, j] (dx, dy)[i, j] for (N, N, B) arrays, as (N, 2, B)."""
+    return np.stack([_sum_axis1(coef * geo_dx), _sum_axis1(coef * geo_dy)], 1)
+
+
+def drive(config: PolisConfig, pos: np.ndarray, geo: Geometry, pull: np.ndarray) -> np.ndarray:
+    """Social force plus personal space and soft walls, (N, 2, B); `pull` from `social_pull`."""
+    n, r = pos.shape[0], config.radius
+    w = pull * np.where(pull > 0, np.minimum(geo.d * (1 / NEAR), 1), REPEL)  # (N, N, B)
+    space = _zero_diagonal(np.maximum(1 - geo.d * (1 / (PERSONAL * 2 * r)), 0))  # (N, N, B)
     coef = (config.social * 3 / max(1, n - 1)) * w - config.contact * space
     coef /= np.maximum(geo.d, 1e-9)
-    force = np.stack([(coef * geo.dx).sum(-1), (coef * geo.dy).sum(-1)], -1)  # (B, N, 2)
+    force = _pair_sum(coef, geo.dx, geo.dy)  # (N, 2, B)
     wall = np.maximum(1 - (pos - r) / (2 * r), 0) - np.maximum(1 - (1 - r - pos) / (2 * r), 0)
     return force + config.contact * wall
 
 
 def move(config: PolisConfig, pos: np.ndarray, vel: np.ndarray, force: np.ndarray):
-    """One frame: damped velocity plus force, speed limit, walls, overlaps projected apart.
-    Returns the new positions, the velocity (= this frame's displacement) and the geometry."""
+    """One frame on (N, 2, B) arrays: damped velocity plus force, speed limit, walls, overlaps
+    projected apart. Returns the new positions, the velocity (= this frame's displacement) and
+    the geometry.
+
+    Overlaps are pushed apart (half each) for up to 8 passes, each pass only over the episodes
+    that still have an overlap; that shrinking working set is kept compact between passes.
+    """
     r = config.radius
+    clear = 2 * r * CLEAR
+    n = pos.shape[0]
     v = (1 - DAMPING) * vel + force
-    speed = np.sqrt((v * v).sum(-1, keepdims=True))
+    speed = np.sqrt(_sum_axis1(v * v))[:, None]  # (N, 1, B)
     v *= np.minimum(1.0, config.speed / np.maximum(speed, 1e-12))
     new = pos + v
     new = np.where(new < r, 2 * r - new, np.where(new > 1 - r, 2 * (1 - r) - new, new))
     geo = Geometry.of(new)
-    eye = np.eye(new.shape[1], dtype=bool)
-    bad = np.arange(len(new))
-    for _ in range(8):  # push overlapping discs apart (half each), only where some overlap
-        bad = bad[((geo.d[bad] < 2 * r * CLEAR) & ~eye).any((1, 2))]
-        if len(bad) == 0:
-            break
-        dx, dy, d = geo.dx[bad], geo.dy[bad], geo.d[bad]
-        push = np.maximum(2 * r * CLEAR - d, 0) * ~eye / (2 * np.maximum(d, 1e-9))
+    # d[i, i] = 0 is always < clear: an episode overlaps iff more than n pairs are that close
+    idx = np.flatnonzero(np.count_nonzero(geo.d < clear, axis=(0, 1)) > n)  # (b,)
+    if len(idx) == 0:
+        return new, new - pos, geo
+    # The working set is small (a few episodes for up to 8 passes): batch-first there, where one
+    # numpy call does what the batch-last layout needs N for.
+    p = new[..., idx].transpose(2, 0, 1)  # (b, N, 2)
+    dx, dy, d = (g[..., idx].transpose(2, 0, 1) for g in geo)  # (b, N, N) each
+    diag = np.arange(n)
+    for k in range(8):  # push overlapping discs apart (half each), only where some overlap
+        if k:
+            over = (d < clear).sum((1, 2)) > n  # (b,)
+            if not over.all():
+                done, back = idx[~over], ~over
+                new[..., done] = p[back].transpose(1, 2, 0)
+                for g, part in zip(geo, (dx, dy, d), strict=True):
+                    g[..., done] = part[back].transpose(1, 2, 0)
+                idx, p, dx, dy, d = idx[over], p[over], dx[over], dy[over], d[over]
+                if len(idx) == 0:
+                    break
+        push = np.maximum(clear - d, 0)  # (b, N, N)
+        push[:, diag, diag] = 0  # as multiplying by 1 - eye
+        push /= 2 * np.maximum(d, 1e-9)
         step = np.stack([(push * dx).sum(-1), (push * dy).sum(-1)], -1)  # (b, N, 2)
-        new[bad] = np.clip(new[bad] - step, r, 1 - r)
-        geo.dx[bad], geo.dy[bad], geo.d[bad] = Geometry.of(new[bad])
+        p = np.minimum(np.maximum(p - step, r), 1 - r)
+        x, y = p[..., 0], p[..., 1]  # (b, N)
+        dx, dy = x[:, None, :] - x[:, :, None], y[:, None, :] - y[:, :, None]  # (b, N, N)
+        d = np.sqrt(dx * dx + dy * dy)
+    new[..., idx] = p.transpose(1, 2, 0)
+    for g, part in zip(geo, (dx, dy, d), strict=True):
+        g[..., idx] = part.transpose(1, 2, 0)
     return new, new - pos, geo
 
 
@@ -221,7 +294,7 @@ def run(config: PolisConfig, sc: Scenario, script: Script | None = None) -> dict
     b, n = sc.dispositions.shape
     t_len, L = config.frames, config.round_len
     script = script or Script.natural(config, b)
-    pos = sc.pos0.astype(np.float32)
+    pos = np.ascontiguousarray(sc.pos0.astype(np.float32).transpose(1, 2, 0))  # (N, 2, B)
     vel = np.zeros_like(pos)
     geo = Geometry.of(pos)
     soc = Social.start(config, b, n)
@@ -229,12 +302,15 @@ def run(config: PolisConfig, sc: Scenario, script: Script | None = None) -> dict
     cue = np.zeros((b, n), np.int8)
     link = np.full((b, n), -1, np.int8)
     out = {k: np.zeros((t_len, b, *shape), dtype) for k, (shape, dtype) in frame_arrays(n).items()}
-    rows = np.arange(b)
+    pull_of = -1, None  # (snapshot index, social_pull of that snapshot)
     for t in range(t_len):
         if t > 0 and t % config.round_len == 0:
             r = t // L - 1
-            partner = pair(geo, config.exchange_radius)
-            rec = exchange(config, soc, sc, r, pos, partner, script.force[r], script.erase[r])
+            partner = pair(geo.d.transpose(2, 0, 1), config.exchange_radius)
+            batch_first = pos.transpose(2, 0, 1)  # (B, N, 2) view
+            rec = exchange(
+                config, soc, sc, r, batch_first, partner, script.force[r], script.erase[r]
+            )
             snaps.append(soc.trust.copy())
             paired = partner >= 0
             cue = np.where(paired, np.where(rec["executed"] == C, CUE_C, CUE_D), 0).astype(np.int8)
@@ -247,19 +323,24 @@ def run(config: PolisConfig, sc: Scenario, script: Script | None = None) -> dict
             out["prob"][t], out["event"][t], out["witness"][t] = 1.0, -1, False
         if t % L >= config.cue_hold:
             cue[:], link[:] = 0, -1
-        out["positions"][t], out["velocities"][t], out["trust"][t] = pos, vel, soc.trust
-        out["cues"][t], out["links"][t] = cue, link
+        out["positions"][t], out["velocities"][t] = pos.transpose(2, 0, 1), vel.transpose(2, 0, 1)
+        out["trust"][t], out["cues"][t], out["links"][t] = soc.trust, cue, link
         # Move t -> t+1 from the trust of `react_delay` rounds ago.
-        force = drive(config, pos, geo, snaps[max(len(snaps) - 1 - config.react_delay, 0)])
-        force += config.wander * sc.wander[t]
-        ego = np.clip(force[:, 0] / config.ego_force, -1, 1)  # (B, 2)
-        out["actions"][t, :, :2] = ego
-        force[:, 0] = ego * config.ego_force
+        snap = max(len(snaps) - 1 - config.react_delay, 0)
+        if pull_of[0] != snap:
+            pull_of = snap, social_pull(config, snaps[snap], pos.dtype)
+        force = drive(config, pos, geo, pull_of[1])  # (N, 2, B)
+        force += config.wander * sc.wander[t].transpose(1, 2, 0)
+        ego = np.clip(force[0] / config.ego_force, -1, 1)  # (2, B)
+        if script.ego_move is not None:  # a replay with the ego's recorded moves
+            ego = script.ego_move[:, t].T  # (2, B)
+        out["actions"][t, :, :2] = ego.T
+        force[0] = ego * config.ego_force
         if t + 1 < t_len:
             pos, vel, geo = move(config, pos, vel, force)
             jump = script.teleport_frame == t + 1
             if jump.any():
-                pos[rows[jump], script.teleport_agent[jump]] = script.teleport_to[jump]
+                pos[script.teleport_agent[jump], :, np.flatnonzero(jump)] = script.teleport_to[jump]
                 geo = Geometry.of(pos)
     truth = {k: np.swapaxes(v, 0, 1) for k, v in out.items()}  # (B, T, ...)
     truth["dispositions"], truth["tremble"] = sc.dispositions, sc.tremble.astype(np.float32)

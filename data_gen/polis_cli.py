@@ -9,6 +9,13 @@ the world's `simulate` to the sharded writer.
 actions of the whole dataset, overall and per population, in the manifest (`base_rates`), and
 prints them as one summary line. `items` writes `--items` groups of len(CONDITIONS) episodes,
 so every condition gets `--items` items, and `items.json` (see polis_items.py).
+
+`items --consequence` writes a counterfactual set instead: `--items` pairs of episodes (the ego
+cooperates / defects at one natural exchange) and `consequence.json`, the input of `pwm probe
+--consequence` (see polis_consequence.py). It is an option of `items` rather than a command of
+its own because it is one: an evaluation set replayed from natural runs, with the same crop and
+search options (`--before`, `--after`, `--search-frames`), whose defaults it sets for itself
+(an 18-frame probe horizon needs `--after` >= 18; the search runs default to training length).
 """
 
 from __future__ import annotations
@@ -23,6 +30,11 @@ import numpy as np
 from data_gen import polis
 from data_gen.agents import DISPOSITIONS, EVENTS
 from data_gen.polis_config import POPULATION_NAMES, PolisConfig, parse_dispositions
+from data_gen.polis_consequence import (
+    ConsequenceConfig,
+    simulate_consequence,
+    write_consequence_json,
+)
 from data_gen.polis_items import NAMES, ItemsConfig, simulate_items, write_items_json
 from data_gen.writer import generate_dataset
 from pwm.data.format import shard_name
@@ -51,21 +63,27 @@ _WORLD = {  # option -> (config field, type, help)
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
-    d, di = PolisConfig(), ItemsConfig()
+    d, di, dc = PolisConfig(), ItemsConfig(), ConsequenceConfig()
     for flag, (name, kind, text) in _WORLD.items():
         default = "" if name == "dispositions" else getattr(d, name)
         parser.add_argument(flag, type=kind, default=default, help=f"{text} (default {default})")
     if command == "generate":
         parser.add_argument("--episodes-per-shard", type=int, default=64, help="shard size")
     else:
-        parser.add_argument("--before", type=int, default=di.before, help="frames before t*")
-        parser.add_argument("--after", type=int, default=di.after, help="frames from t* on")
+        for flag, text, name in (("--before", "frames before t*", "before"),
+                                 ("--after", "frames from t* on", "after")):  # fmt: skip
+            both = f"default {getattr(di, name)}, with --consequence {getattr(dc, name)}"
+            parser.add_argument(flag, type=int, help=f"{text} ({both})")
+        both = f"default {di.world.frames}, with --consequence {dc.world.frames}"
+        parser.add_argument("--search-frames", type=int, help=f"length of searched runs ({both})")
         parser.add_argument(
-            "--search-frames", type=int, default=di.world.frames, help="length of searched runs"
+            "--consequence",
+            action="store_true",
+            help="write --items counterfactual pairs (ego C / D) for `pwm probe --consequence`",
         )
 
 
-def config(args: argparse.Namespace, command: str) -> PolisConfig | ItemsConfig:
+def config(args: argparse.Namespace, command: str) -> PolisConfig | ItemsConfig | ConsequenceConfig:
     """The config the options describe; raises ValueError with a one-line message if invalid."""
     world = {
         name: getattr(args, flag[2:].replace("-", "_")) for flag, (name, _, _) in _WORLD.items()
@@ -75,13 +93,21 @@ def config(args: argparse.Namespace, command: str) -> PolisConfig | ItemsConfig:
         world["population"] = "custom"
     else:
         world["dispositions"] = ()
-    frames = args.search_frames if command == "items" else args.frames
-    cfg = PolisConfig(**world, frames=frames, image_size=args.image_size)
     if command == "items":
-        return ItemsConfig(world=cfg, before=args.before, after=args.after)
+        kind = ConsequenceConfig if args.consequence else ItemsConfig
+        d = kind()
+        cfg = PolisConfig(**world, frames=_given(args.search_frames, d.world.frames),
+                          image_size=args.image_size)  # fmt: skip
+        return kind(world=cfg, before=_given(args.before, d.before),
+                    after=_given(args.after, d.after))  # fmt: skip
+    cfg = PolisConfig(**world, frames=args.frames, image_size=args.image_size)
     if args.episodes_per_shard < 1:
         raise ValueError(f"--episodes-per-shard must be >= 1, got {args.episodes_per_shard}")
     return cfg
+
+
+def _given(value, default):
+    return default if value is None else value
 
 
 def validate(args: argparse.Namespace, command: str) -> None:
@@ -107,6 +133,18 @@ def run(args: argparse.Namespace, command: str) -> None:
         )
         if done:
             print(f"pwm generate polis ({cfg.population}): {summary(meta['base_rates'])}")
+    elif isinstance(cfg, ConsequenceConfig):
+        meta = {"world": "polis", "kind": "consequence", "config": asdict(cfg),
+                **_layout(cfg.world), "frames": cfg.before + cfg.after}  # fmt: skip
+        done = generate_dataset(
+            args.out,
+            functools.partial(simulate_consequence, cfg),
+            meta,
+            2 * args.items,
+            episodes_per_shard=cfg.episodes_per_shard,
+            extra_files=functools.partial(write_consequence_json, cfg=cfg),
+            **common,
+        )
     else:
         meta = {"world": "polis", "kind": "items", "config": asdict(cfg), **_layout(cfg.world)}
         meta["frames"] = cfg.before + cfg.after

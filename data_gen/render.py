@@ -11,10 +11,13 @@ Choices:
   object order (a higher index is drawn on top). Each disc is drawn in a small patch around its
   centre (gather, blend, scatter), so the cost does not grow with the image area.
 - Links are a neutral grey anti-aliased line between the partners' centres, under the discs.
-  `links[i] = j` and `links[j] = i` draw the same line once (union of coverages by max).
+  `links[i] = j` and `links[j] = i` draw the same line once (union of coverages by max). A
+  line's coverage is computed only in its bounding box, so links too cost no full-frame pass.
 - Action cues are a ring (halo) around the disc: the pixels whose centre lies at a distance in
   [R + 1/2, R_out) from the disc's centre, R_out = R + 1/2 + max(1.5, 0.6 R), and which no disc
-  covers at all. The ring is hard-edged on purpose: a cue adds an exact integer offset to those
+  and no link covers at all (a ring pixel is always background before its offset: over a link's
+  grey, the cues' unequal channel sums would let a pixel difference tell C from D). The ring is
+  hard-edged on purpose: a cue adds an exact integer offset to those
   pixels, +CUE_OFFSET for cooperate (teal) and -CUE_OFFSET for defect (vermilion). Over the
   background the cue colours are therefore BACKGROUND +- CUE_OFFSET = (35, 117, 123) teal and
   (165, 83, 77) vermilion. CUE_OFFSET = (-65, 17, 23) solves 2126 dR + 7152 dG + 722 dB = 0
@@ -62,7 +65,7 @@ PALETTE = np.array(
     ],
     dtype=np.uint8,
 )
-CHUNK = 1024  # frames rendered at once (bounds memory: CHUNK * S * S * 3 float32)
+CHUNK = 128  # frames rendered at once: the float image (CHUNK * S * S * 3) stays in cache
 
 
 def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -118,32 +121,47 @@ def render(positions, radius, size, colors, cues=None, links=None) -> np.ndarray
 
 
 def _render_flat(centres, r_px, size, colors, cues, links) -> np.ndarray:
-    """centres (B, N, 2) in pixel coordinates (x = column, y = row) -> frames (B, S, S, 3) uint8."""
+    """centres (B, N, 2) in pixel coordinates (x = column, y = row) -> frames (B, S, S, 3) uint8.
+
+    Works on flat views: pixel p of frame f is row f * S * S + p of a (B * S * S, 3) image, so a
+    disc's patch is one integer index array (gather, blend, scatter). Full-frame passes are kept
+    to four (fill, +0.5, floor, cast); links and cue offsets touch only their own pixels.
+    """
     b, n = centres.shape[:2]
     img = np.empty((b, size, size, 3), dtype=np.float32)  # (B, S, S, 3)
-    img[:] = BACKGROUND
+    img.reshape(b, -1)[:] = np.broadcast_to(BACKGROUND.astype(np.float32), (size * size, 3)).ravel()
+    flat = img.reshape(-1, 3)  # (B*S*S, 3) view
+    covered = np.zeros(b * size * size, dtype=bool)  # any disc or link coverage > 0
     if links is not None and (links >= 0).any():
-        _draw_links(img, centres, links, max(1.0, 0.3 * r_px))
-    covered = np.zeros((b, size, size), dtype=bool)  # any disc coverage > 0
-    cue_kind = np.zeros((b, size, size), dtype=np.int8) if cues is not None else None
+        covered[_draw_links(flat, centres, links, max(1.0, 0.3 * r_px), size)] = True
+    cue_kind = np.zeros(b * size * size, dtype=np.int8) if cues is not None else None
     r_in, r_out = ring_radii(r_px)
-    half = int(np.ceil(r_out)) + 1
-    frame = np.arange(b)[:, None, None]  # (B, 1, 1)
+    disc_half = int(np.ceil(r_px + 0.5)) + 1  # every pixel with coverage > 0 is in the patch
+    ring_half = int(np.ceil(r_out)) + 1  # every ring pixel is in the patch
+    first = (np.arange(b) * (size * size))[:, None, None]  # (B, 1, 1) first pixel of each frame
     for i in range(n):
-        rows, cols, dist = _patch(centres[:, i], half, size)  # (B, P), (B, P), (B, P, P)
-        at = (frame, rows[:, :, None], cols[:, None, :])
-        alpha = np.clip(r_px - dist + 0.5, 0.0, 1.0).astype(np.float32)[..., None]  # (B, P, P, 1)
-        patch = img[at]  # (B, P, P, 3)
-        img[at] = patch + alpha * (colors[:, i, None, None, :].astype(np.float32) - patch)
-        covered[at] |= alpha[..., 0] > 0
-        if cue_kind is not None:
-            ring = (dist >= r_in) & (dist < r_out) & (cues[:, i, None, None] != CUE_NONE)
-            cue_kind[at] = np.where(ring, cues[:, i, None, None], cue_kind[at])
-    frames = np.floor(img + 0.5).astype(np.int16)  # (B, S, S, 3)
+        rows, cols, dist = _patch(centres[:, i], disc_half, size)  # (B, P), (B, P), (B, P, P)
+        at = first + rows[:, :, None] * size + cols[:, None, :]  # (B, P, P) flat pixel index
+        alpha = np.clip(r_px - dist + 0.5, 0.0, 1.0).astype(np.float32)  # (B, P, P)
+        patch = flat[at]  # (B, P, P, 3)
+        color = colors[:, i, None, None, :].astype(np.float32)  # (B, 1, 1, 3)
+        flat[at] = patch + alpha[..., None] * (color - patch)
+        covered[at] |= alpha > 0
+        on = np.flatnonzero(cues[:, i] != CUE_NONE) if cues is not None else ()
+        if len(on):  # frames where disc i shows a cue
+            rows, cols, dist = _patch(centres[on, i], ring_half, size)  # (F, Q), (F, Q), (F, Q, Q)
+            ring = (dist >= r_in) & (dist < r_out)  # (F, Q, Q)
+            at = first[on] + rows[:, :, None] * size + cols[:, None, :]  # (F, Q, Q)
+            cue_kind[at[ring]] = np.broadcast_to(cues[on, i, None, None], ring.shape)[ring]
+    np.add(img, 0.5, out=img)
+    np.floor(img, out=img)  # in [0, 255]: every value is a convex blend of uint8 colours
+    frames = img.astype(np.uint8)  # (B, S, S, 3)
     if cue_kind is not None:
-        cue_kind[covered] = CUE_NONE
-        frames += CUE_OFFSETS[cue_kind]
-    return np.clip(frames, 0, 255).astype(np.uint8)
+        ringed = np.flatnonzero((cue_kind != CUE_NONE) & ~covered)  # (R,) flat pixel index
+        out = frames.reshape(-1, 3)  # (B*S*S, 3) view
+        shifted = out[ringed].astype(np.int16) + CUE_OFFSETS[cue_kind[ringed]]  # (R, 3)
+        out[ringed] = np.clip(shifted, 0, 255).astype(np.uint8)
+    return frames
 
 
 def _patch(centre, half, size):
@@ -162,15 +180,19 @@ def _patch(centre, half, size):
     return rows, cols, dist
 
 
-def _draw_links(img, centres, links, width):
-    """Blend a grey line of `width` pixels between linked centres, on frames that have a link."""
+def _draw_links(flat, centres, links, width, size):
+    """Blend a grey line of `width` pixels between linked centres into `flat` (B*S*S, 3).
+
+    Returns the flat indices of the pixels the lines cover, which cue rings must not touch.
+
+    Each line's coverage is computed only inside its bounding box (plus a margin wider than the
+    line), one patch per agent over the frames that have a link; coverages are combined by max.
+    """
     has = np.nonzero((links >= 0).any(axis=1))[0]  # frames with at least one link
-    size = img.shape[1]
-    grid = np.arange(size, dtype=np.float32)
-    px, py = grid[None, None, :], grid[None, :, None]  # (1, 1, S), (1, S, 1)
-    cover = np.zeros((len(has), size, size), dtype=np.float32)  # (L, S, S)
+    cover = np.zeros(len(has) * size * size, dtype=np.float32)  # (L*S*S,)
     sub_links, sub_centres = links[has], centres[has].astype(np.float32)  # (L, N), (L, N, 2)
     rows = np.arange(len(has))
+    margin = width / 2 + 2  # alpha > 0 only within width / 2 + 1/2 of the segment
     for i in range(links.shape[1]):
         j = sub_links[:, i]
         on = j >= 0  # (L,)
@@ -179,15 +201,30 @@ def _draw_links(img, centres, links, width):
         a = sub_centres[:, i]  # (L, 2)
         bpt = sub_centres[rows, np.where(on, j, i)]  # (L, 2)
         ab = bpt - a  # (L, 2)
-        denom = np.maximum((ab**2).sum(-1), 1e-12)[:, None, None]  # (L, 1, 1)
+        denom = np.maximum((ab**2).sum(-1), 1e-12)  # (L,)
+        f = np.flatnonzero(on)  # (F,) frames where agent i has a link
+        a, ab, denom = a[f], ab[f], denom[f, None, None]  # (F, 2), (F, 2), (F, 1, 1)
+        low = np.floor(np.minimum(a, a + ab) - margin).astype(np.int64)  # (F, 2) x, y
+        high = np.ceil(np.maximum(a, a + ab) + margin).astype(np.int64)  # (F, 2)
+        low = np.clip(low, 0, size - 1)
+        extent = np.clip(high - low + 1, 1, size).max(0)  # (2,) patch width, height
+        cols = np.minimum(low[:, 0, None] + np.arange(extent[0]), size - 1)  # (F, W)
+        prow = np.minimum(low[:, 1, None] + np.arange(extent[1]), size - 1)  # (F, H)
+        px = cols.astype(np.float32)[:, None, :]  # (F, 1, W)
+        py = prow.astype(np.float32)[:, :, None]  # (F, H, 1)
         t = (
             (px - a[:, 0, None, None]) * ab[:, 0, None, None]
             + (py - a[:, 1, None, None]) * ab[:, 1, None, None]
         ) / denom
-        t = np.clip(t, 0.0, 1.0)  # (L, S, S)
+        t = np.clip(t, 0.0, 1.0)  # (F, H, W)
         dx = px - (a[:, 0, None, None] + t * ab[:, 0, None, None])
         dy = py - (a[:, 1, None, None] + t * ab[:, 1, None, None])
-        alpha = np.clip(width / 2 - np.sqrt(dx**2 + dy**2) + 0.5, 0.0, 1.0)  # (L, S, S)
-        cover = np.maximum(cover, alpha * on[:, None, None])
-    sub = img[has]  # (L, S, S, 3)
-    img[has] = sub + cover[..., None] * (LINK_COLOR.astype(np.float32) - sub)
+        alpha = np.clip(width / 2 - np.sqrt(dx**2 + dy**2) + 0.5, 0.0, 1.0)  # (F, H, W)
+        at = (f * size * size)[:, None, None] + prow[:, :, None] * size + cols[:, None, :]
+        cover[at] = np.maximum(cover[at], alpha)
+    drawn = np.flatnonzero(cover)  # (K,) index into the linked frames' pixels
+    frame, pixel = np.divmod(drawn, size * size)
+    bg = BACKGROUND.astype(np.float32)
+    linked = has[frame] * (size * size) + pixel  # (K,) flat pixel index
+    flat[linked] = bg + cover[drawn, None] * (LINK_COLOR.astype(np.float32) - bg)
+    return linked

@@ -148,3 +148,19 @@ def test_links_are_drawn_once_and_symmetric():
     assert changed.sum() > 10 and rows.min() >= 30 and rows.max() <= 33  # a horizontal line
     line = one[30:34, 32].astype(int)
     assert (line >= BACKGROUND).all() and (line <= LINK_COLOR).all() and line.max() > 120
+
+
+def test_exchange_frame_change_does_not_reveal_the_cue_kind():
+    """From a bare frame to the exchange frame (link + cues appear together), the change has the
+    same L1 and L2 for C and D: rings never lie on link pixels, whose grey would otherwise
+    combine with the cues' unequal channel sums into a kind-dependent magnitude."""
+    rng = np.random.default_rng(3)
+    pos, cues, links = scene(rng)
+    swapped = np.where(cues == CUE_C, CUE_D, np.where(cues == CUE_D, CUE_C, CUE_NONE))
+    bare = render(pos, 0.06, 32, PALETTE[:6]).astype(np.int64)
+    changes = []
+    for kinds in (cues, swapped):
+        diff = render(pos, 0.06, 32, PALETTE[:6], kinds, links).astype(np.int64) - bare
+        changes.append((np.abs(diff).sum((1, 2, 3)), (diff**2).sum((1, 2, 3))))
+    assert np.array_equal(changes[0][0], changes[1][0])
+    assert np.array_equal(changes[0][1], changes[1][1])

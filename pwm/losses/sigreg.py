@@ -19,6 +19,8 @@ Implementation choices (fast and exact, see experiments/benchmarks/sigreg.py):
   O(T B M), never the O(T B M K) of the dense formula; the batch is processed in blocks;
 - directions come from a CPU generator seeded by (seed, step): identical on every rank when the
   caller passes the same step (the trainer's global step), different between steps;
+- it always computes in float32 (float64 if given), autocast off: under bf16 mixed precision the
+  recurrence and the sums over the batch would lose most of their digits;
 - under torch.distributed, the per-rank sums of cos and sin are all-reduced with the
   autograd-aware `torch.distributed.nn.functional.all_reduce` before the square, so loss and
   (DDP-averaged) gradients equal the single-process value on the concatenated global batch.
@@ -131,6 +133,10 @@ class SIGReg(nn.Module):
         if step is None:
             step = int(self.step)
             self.step += 1
+        with torch.autocast(z.device.type, enabled=False):  # bf16 would spoil the recurrence
+            return self._statistic(z if z.dtype == torch.float64 else z.float(), step)
+
+    def _statistic(self, z: Tensor, step: int) -> Tensor:  # (T, B, D), float32 or float64
         A = self.directions(z.shape[-1], step).to(device=z.device, dtype=z.dtype)  # (D, M)
         h = z @ A  # (T, B, M)
         C, S = _HarmonicSums.apply(h, self.dt, self.num_knots)  # (T, M, K) each
