@@ -55,6 +55,9 @@ def fit(name: str, configs: list[str], max_steps: int, *overrides: str) -> Path:
             return ckpt
         args.append("--ckpt_path=last")
     run(args)
+    step = torch.load(ckpt, weights_only=True, map_location="cpu")["global_step"]
+    if step != max_steps:
+        raise SystemExit(f"{ckpt} holds step {step}, not the {max_steps} trained: not probing it")
     return ckpt
 
 
