@@ -102,3 +102,14 @@ def finish(title: str, markdown: str, data: dict, json_path: str | None, load_st
     print(markdown)
     if json_path:
         Path(json_path).write_text(json.dumps(result, indent=1))
+
+
+def add_rate_arguments(p) -> None:
+    """The options shared by the throughput scripts: the training rate to compare, JSON output."""
+    p.add_argument(
+        "--train-fps",
+        type=float,
+        default=0.0,
+        help="frames/s the training step consumes (train_step.py); 0: not compared",
+    )
+    p.add_argument("--json", help="write the result here (for run_all.py)")

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import yaml
-from common import finish, load, table
+from common import add_rate_arguments, finish, load, table
 
 from data_gen.cli import main as data_main
 from pwm.data import WorldDataModule
@@ -62,13 +62,7 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=256)
     p.add_argument("--frames", type=int, default=64)
     p.add_argument("--batches", type=int, default=40, help="timed batches per loader setting")
-    p.add_argument(
-        "--train-fps",
-        type=float,
-        default=0.0,
-        help="frames/s the training step consumes (train_step.py); 0: not compared",
-    )
-    p.add_argument("--json", help="write the result here (for run_all.py)")
+    add_rate_arguments(p)
     args = p.parse_args()
     start = load()
     episodes = 32 if args.quick else args.episodes

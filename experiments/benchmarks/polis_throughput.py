@@ -31,7 +31,7 @@ import argparse
 import time
 
 import numpy as np
-from common import finish, load, median_time, table
+from common import add_rate_arguments, finish, load, median_time, table
 
 from data_gen import polis
 from data_gen.polis_config import PolisConfig
@@ -86,13 +86,7 @@ def main() -> None:
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--turns", type=int, default=200, help="turns per Axelrod match")
     p.add_argument("--repeats", type=int, default=4, help="Axelrod round robins")
-    p.add_argument(
-        "--train-fps",
-        type=float,
-        default=0.0,
-        help="frames/s the training step consumes (train_step.py); 0: not compared",
-    )
-    p.add_argument("--json", help="write the result here (for run_all.py)")
+    add_rate_arguments(p)
     args = p.parse_args()
     start = load()
     batch = 128 if args.quick else args.batch
