@@ -1,11 +1,36 @@
-"""Fault injection shared by the reliability tests: a dataset with one non-finite value, placed
-where the training run is known to meet it (the batches are a pure function of seed and step)."""
+"""Helpers shared by the reliability tests: fault injection (a dataset with one non-finite value,
+placed where the training run is known to meet it: the batches are a pure function of seed and
+step), a checkpoint-every-4-steps config, and running `pwm` in-process."""
 
+import sys
 from pathlib import Path
 
 from pwm.data import WindowDataset, WorldDataModule, open_dataset
 from pwm.data.format import finalize, write_shard
 from pwm.data.sampler import StepBatchSampler
+
+CHECKPOINT_EVERY_4 = """
+trainer:
+  callbacks:
+    - class_path: lightning.pytorch.callbacks.ModelCheckpoint
+      init_args:
+        every_n_train_steps: 4
+        save_last: true
+        save_top_k: 0
+"""
+
+
+def run_pwm(argv: list[str], capsys, monkeypatch) -> tuple[int, list[str]]:
+    """`pwm ARGV` in this process: (exit code, non-empty stderr lines)."""
+    from pwm.cli import main as pwm_main
+
+    monkeypatch.setattr(sys, "argv", ["pwm"])  # LightningCLI rewrites sys.argv
+    capsys.readouterr()
+    try:
+        code = pwm_main(argv)
+    except SystemExit as e:
+        code = e.code
+    return code, [line for line in capsys.readouterr().err.splitlines() if line.strip()]
 
 
 def poisoned_copy(

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from faults import run_pwm
 
 from data_gen.cli import main as data_main
 from pwm.cli import main as pwm_main
@@ -210,14 +211,7 @@ CASES = [
 
 @pytest.mark.parametrize("make_argv, needle", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_is_one_line_and_exit_code_2(make_argv, needle, inputs, capsys, monkeypatch):
-    argv = make_argv(inputs)
-    monkeypatch.setattr(sys, "argv", ["pwm"])  # LightningCLI rewrites sys.argv
-    capsys.readouterr()
-    try:
-        code = pwm_main(argv)
-    except SystemExit as e:
-        code = e.code
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    code, lines = run_pwm(make_argv(inputs), capsys, monkeypatch)
     assert code == 2, lines
     assert len(lines) == 1 and needle in lines[0], lines
     assert lines[0].startswith("pwm")  # `pwm: error: ...` or `pwm generate: error: ...`

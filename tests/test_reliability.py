@@ -23,27 +23,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from faults import poisoned_copy
+from faults import CHECKPOINT_EVERY_4, poisoned_copy, run_pwm
 
 from data_gen.cli import main as data_main
-from pwm.cli import main as pwm_main
 from pwm.data import DatasetError, open_dataset
 from pwm.data.format import sha256_file, shard_name
 from pwm.module import JEPAModule
 
 PWM = [sys.executable, "-m", "pwm.cli"]
 FIT = ["fit", "-c", "experiments/base.yaml", "-c", "experiments/debug.yaml"]
-
-
-def run_pwm(argv: list[str], capsys, monkeypatch) -> tuple[int, list[str]]:
-    """`pwm ARGV` in this process: (exit code, non-empty stderr lines)."""
-    monkeypatch.setattr(sys, "argv", ["pwm"])  # LightningCLI rewrites sys.argv
-    capsys.readouterr()
-    try:
-        code = pwm_main(argv)
-    except SystemExit as e:
-        code = e.code
-    return code, [line for line in capsys.readouterr().err.splitlines() if line.strip()]
 
 
 def tree(root) -> dict[str, bytes]:
@@ -106,15 +94,6 @@ def test_fit_on_a_corrupted_dataset_exits_2_naming_the_shard(toy_dataset, tmp_pa
 
 
 # ---- 4. numerical faults ------------------------------------------------------------------------
-CHECKPOINT_EVERY_4 = """
-trainer:
-  callbacks:
-    - class_path: lightning.pytorch.callbacks.ModelCheckpoint
-      init_args:
-        every_n_train_steps: 4
-        save_last: true
-        save_top_k: 0
-"""
 WINDOW, BATCH, MAX_STEPS = 8, 16, 12
 
 

@@ -7,17 +7,9 @@ import sys
 import time
 
 import torch
+from faults import CHECKPOINT_EVERY_4
 
 PWM = [sys.executable, "-m", "pwm.cli"]
-CALLBACKS = """
-trainer:
-  callbacks:
-    - class_path: lightning.pytorch.callbacks.ModelCheckpoint
-      init_args:
-        every_n_train_steps: 4
-        save_last: true
-        save_top_k: 0
-"""
 
 
 def fit_cmd(data, root, cfg, *extra):
@@ -49,7 +41,7 @@ def train_losses(path) -> list[tuple[int, float]]:
 
 def test_kill9_then_resume_equals_uninterrupted(toy_dataset, tmp_path):
     cfg = tmp_path / "ckpt.yaml"
-    cfg.write_text(CALLBACKS)
+    cfg.write_text(CHECKPOINT_EVERY_4)
     full, cut = tmp_path / "full", tmp_path / "cut"
     res = subprocess.run(
         fit_cmd(toy_dataset, full, cfg), capture_output=True, text=True, timeout=600
