@@ -145,8 +145,7 @@ class SIGReg(nn.Module):
             from torch.distributed.nn.functional import all_reduce
 
             C, S = all_reduce(torch.stack([C, S])).unbind(0)  # sums over the global batch
-            n = n.clone()
-            dist.all_reduce(n)
+            dist.all_reduce(n)  # N = global batch size
         err = (C / n - self.phi).square() + (S / n).square()  # (T, M, K)
         return (err @ self.weights * n).mean()
 
