@@ -4,7 +4,7 @@ PWM     := .venv/bin/pwm
 STAMP   := .venv/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-slow lint format bench clean
+.PHONY: help install demo reproduce test test-slow lint format bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -19,6 +19,9 @@ install: $(STAMP)  ## make .venv and install pwm with its dev tools (once)
 
 demo: $(STAMP)  ## the main job on built-in defaults (see README)
 	$(PY) experiments/demo.py
+
+reproduce: $(STAMP)  ## the full study, CPU hours (experiments/reproduce.py; ARGS="--part main")
+	$(PY) experiments/reproduce.py $(ARGS)
 
 lint: $(STAMP)  ## ruff check + ruff format --check
 	.venv/bin/ruff check .

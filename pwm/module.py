@@ -257,6 +257,9 @@ class JEPAModule(L.LightningModule):
                 "training stopped, the last good checkpoint is kept"
             )
         self._log(losses, "train")
+        schedule = getattr(self.trainer.datamodule, "hobbesian_p", None)  # curricula (DESIGN 5.4)
+        if schedule is not None and (p := schedule(self.global_step)) is not None:
+            self.log("data/hobbesian_fraction", p, on_step=True, on_epoch=False)
         return losses["loss"]
 
     def on_before_optimizer_step(self, optimizer) -> None:

@@ -105,3 +105,24 @@ def test_lewm_reference_parameter_count():
     print(f"LeWM reference: {total / 1e6:.2f}M total, {core / 1e6:.2f}M without projectors")
     assert 14e6 < core < 17e6
     assert 16e6 < total < 19e6
+
+
+def test_vit_self_attention_matches_torchvision_multihead_attention():
+    """ViTEncoder swaps torchvision's nn.MultiheadAttention for SelfAttention (faster on CPU):
+    same parameter names, and the same outputs and gradients as the original encoder."""
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(0)
+    enc = ViTEncoder(image_size=32, patch_size=8, width=32, depth=2, heads=4)
+    ref = VisionTransformer(32, 8, num_layers=2, num_heads=4, hidden_dim=32, mlp_dim=128)
+    ref.heads = torch.nn.Identity()
+    assert enc.vit.state_dict().keys() == ref.state_dict().keys()
+    ref.load_state_dict(enc.vit.state_dict())
+    x = torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8)
+    out = enc(x)
+    expected = ref(x.permute(0, 3, 1, 2).float().div(127.5).sub(1.0))
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    out.square().sum().backward()
+    expected.square().sum().backward()
+    for (name, p), q in zip(enc.vit.named_parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-5, msg=name)

@@ -8,6 +8,14 @@ episode, from a seeded permutation: an episode is never split between train and 
 batches come from `StepBatchSampler`: a pure function of (seed, global step), so a resumed run
 sees exactly the batches of an uninterrupted one; set `trainer.use_distributed_sampler: false`
 (base.yaml does) because the sampler already splits each global batch across DDP ranks.
+
+Curricula (DESIGN 5.4): on a Polis dataset, whose per-episode `hobbesian` array marks the episodes
+drawn from the hobbesian population, `hobbesian_fraction` (and optionally `hobbesian_final`,
+`ramp_start`, `ramp_steps`) sets P(a training window comes from a hobbesian training episode) as a
+function of the optimizer step, and training batches come from `MixtureBatchSampler` (see
+sampler.py for the draw). Unset, windows are drawn uniformly as stored (StepBatchSampler, the same
+batches as without the option). Validation always uses every val episode. The datamodule does not
+log the fraction (logging is the LightningModule's); `hobbesian_p(step)` gives it.
 """
 
 from __future__ import annotations
@@ -21,7 +29,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from pwm.data.format import DatasetError, open_dataset
-from pwm.data.sampler import StepBatchSampler
+from pwm.data.sampler import FractionSchedule, MixtureBatchSampler, StepBatchSampler
+
+
+def window_starts(frames: int, window: int, stride: int) -> np.ndarray:
+    """First frames of the windows of an episode of `frames` frames."""
+    return np.arange(0, frames - window + 1, stride)
 
 
 class WindowDataset(Dataset):
@@ -36,7 +49,7 @@ class WindowDataset(Dataset):
         if window > T:
             raise DatasetError(f"window of {window} frames exceeds the episode length {T}")
         self.locations = [ds.locate(int(e)) for e in episodes]
-        self.starts = np.arange(0, T - window + 1, stride)
+        self.starts = window_starts(T, window, stride)
         self._obs = self._actions = None
 
     def __len__(self) -> int:
@@ -80,6 +93,15 @@ class WorldDataModule(L.LightningDataModule):
         val_fraction: fraction of episodes held out for validation.
         split_seed: seed of the episode permutation behind the split.
         num_workers: DataLoader worker processes.
+        hobbesian_fraction: P(a training window comes from a hobbesian episode), for a Polis
+            dataset with a `hobbesian` array (curricula, DESIGN 5.4); None: windows drawn
+            uniformly as stored.
+        hobbesian_final: the fraction reached after the ramp (immunization); None: a constant
+            hobbesian_fraction.
+        ramp_start: optimizer step at which the fraction starts to move from
+            hobbesian_fraction to hobbesian_final.
+        ramp_steps: steps of the linear ramp from hobbesian_fraction to hobbesian_final (0: a
+            jump at ramp_start).
     """
 
     def __init__(
@@ -92,6 +114,10 @@ class WorldDataModule(L.LightningDataModule):
         val_fraction: float = 0.1,
         split_seed: int = 0,
         num_workers: int = 0,
+        hobbesian_fraction: float | None = None,
+        hobbesian_final: float | None = None,
+        ramp_start: int = 0,
+        ramp_steps: int = 0,
     ):
         super().__init__()
         if window < 2:
@@ -100,11 +126,14 @@ class WorldDataModule(L.LightningDataModule):
             ("stride", stride, 1),
             ("batch_size", batch_size, 1),
             ("num_workers", num_workers, 0),
+            ("ramp_start", ramp_start, 0),
+            ("ramp_steps", ramp_steps, 0),
         ):
             if value < least:
                 raise ValueError(f"data.{name} must be >= {least}, got {value}")
         if not 0 <= val_fraction < 1:
             raise ValueError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
+        self.schedule = _schedule(hobbesian_fraction, hobbesian_final, ramp_start, ramp_steps)
         self.save_hyperparameters()
         self.dataset = open_dataset(path)  # verifies checksums once, in the main process
         if observation not in self.dataset.names or "actions" not in self.dataset.names:
@@ -121,6 +150,37 @@ class WorldDataModule(L.LightningDataModule):
         self.train_episodes, self.val_episodes = split_episodes(
             self.dataset.num_episodes, val_fraction, split_seed
         )
+        self.train_hobbesian = None  # (E_train,) bool, with a schedule
+        if self.schedule is not None:
+            self.train_hobbesian = self._train_hobbesian()
+
+    def _train_hobbesian(self) -> np.ndarray:
+        """Per training episode: hobbesian or not; refuses a schedule that needs a missing group."""
+        path, s = self.hparams.path, self.schedule
+        if "hobbesian" not in self.dataset.names:
+            raise DatasetError(
+                f"data.hobbesian_fraction needs a Polis dataset with a 'hobbesian' array "
+                f"(pwm generate polis --population mixture); data.path {path} has none"
+            )
+        flags = self.dataset.array("hobbesian")[self.train_episodes].astype(bool)  # (E_train,)
+        low, high = s.bounds
+        if high > 0 and not flags.any():
+            name = "hobbesian_fraction" if s.fraction > 0 else "hobbesian_final"
+            raise DatasetError(
+                f"data.{name} reaches {high} but the training split of data.path {path} has "
+                "no hobbesian episode"
+            )
+        if low < 1 and flags.all():
+            name = "hobbesian_fraction" if s.fraction < 1 else "hobbesian_final"
+            raise DatasetError(
+                f"data.{name} reaches {low} but the training split of data.path {path} has "
+                "no civilized episode"
+            )
+        return flags
+
+    def hobbesian_p(self, step: int) -> float | None:
+        """P(a training window is hobbesian) at optimizer step `step`; None without a schedule."""
+        return None if self.schedule is None else self.schedule(step)
 
     def _dataset(self, episodes: np.ndarray) -> WindowDataset:
         hp = self.hparams
@@ -135,20 +195,43 @@ class WorldDataModule(L.LightningDataModule):
             **kw,
         )
 
+    def train_sampler(
+        self, start: int, num_batches: int, rank: int = 0, world_size: int = 1, accumulate: int = 1
+    ) -> StepBatchSampler:
+        """Training batches `start .. start + num_batches - 1`, rank `rank`'s part of each.
+
+        Indices are those of `WindowDataset` over `train_episodes`; `accumulate` batches make
+        one optimizer step (the schedule's clock).
+        """
+        hp = self.hparams
+        per_episode = len(window_starts(self.episode_length, hp.window, hp.stride))
+        place = dict(start=start, num_batches=num_batches, rank=rank, world_size=world_size)
+        if self.schedule is None:
+            num_items = len(self.train_episodes) * per_episode
+            return StepBatchSampler(num_items, hp.batch_size, seed=hp.split_seed, **place)
+        windows = np.arange(len(self.train_episodes) * per_episode).reshape(-1, per_episode)
+        groups = (windows[~self.train_hobbesian].ravel(), windows[self.train_hobbesian].ravel())
+        return MixtureBatchSampler(
+            groups, self.schedule, hp.batch_size, hp.split_seed, accumulate=accumulate, **place
+        )
+
     def train_dataloader(self) -> DataLoader:
         """Step-based: batches continue from the trainer's global step (exact resume)."""
         ds, hp, trainer = self._dataset(self.train_episodes), self.hparams, self.trainer
         if trainer is None or trainer.max_steps < 0:
-            return self._loader(ds, batch_size=hp.batch_size, shuffle=True, drop_last=True)
+            if self.schedule is None:
+                return self._loader(ds, batch_size=hp.batch_size, shuffle=True, drop_last=True)
+            if trainer is not None:
+                raise ValueError("data.hobbesian_fraction schedules by step: set trainer.max_steps")
+            # no trainer: one pass over the windows' worth of batches, from step 0
+            return self._loader(ds, batch_sampler=self.train_sampler(0, len(ds) // hp.batch_size))
         accumulate = trainer.accumulate_grad_batches
-        sampler = StepBatchSampler(
-            len(ds),
-            hp.batch_size,
-            seed=hp.split_seed,
+        sampler = self.train_sampler(
             start=trainer.global_step * accumulate,
             num_batches=max(trainer.max_steps - trainer.global_step, 0) * accumulate,
             rank=trainer.global_rank,
             world_size=trainer.world_size,
+            accumulate=accumulate,
         )
         return self._loader(ds, batch_sampler=sampler)
 
@@ -157,3 +240,29 @@ class WorldDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()
+
+
+def _schedule(
+    fraction: float | None, final: float | None, ramp_start: int, ramp_steps: int
+) -> FractionSchedule | None:
+    """The hobbesian-fraction schedule the data.* options describe, checked; None if unset."""
+    if fraction is None:
+        given = [
+            name
+            for name, value, unset in (
+                ("hobbesian_final", final, None),
+                ("ramp_start", ramp_start, 0),
+                ("ramp_steps", ramp_steps, 0),
+            )
+            if value != unset
+        ]
+        if given:
+            raise ValueError(f"data.{given[0]} needs data.hobbesian_fraction, the initial fraction")
+        return None
+    for name, value in (("hobbesian_fraction", fraction), ("hobbesian_final", final)):
+        if value is not None and not 0 <= value <= 1:
+            raise ValueError(f"data.{name} must be in [0, 1], got {value}")
+    if final is None and (ramp_start or ramp_steps):
+        name = "ramp_start" if ramp_start else "ramp_steps"
+        raise ValueError(f"data.{name} ramps towards data.hobbesian_final, which is not set")
+    return FractionSchedule(fraction, final, ramp_start, ramp_steps)

@@ -8,9 +8,38 @@ LayerNorm (torchvision's classification head is replaced by the identity). Pixel
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 from torchvision.models.vision_transformer import VisionTransformer
+
+
+class SelfAttention(nn.Module):
+    """Drop-in for the `nn.MultiheadAttention` (batch_first) of torchvision's encoder blocks.
+
+    Same parameters under the same names (`in_proj_weight`, `in_proj_bias`, `out_proj`), so state
+    dicts are unchanged, and the same function; but one packed projection viewed as (B, h, L, d)
+    and `F.scaled_dot_product_attention`, instead of `F.multi_head_attention_forward`'s
+    sequence-first transposes and copies (about 9% of a CPU training step of the base preset,
+    experiments/results/BENCH.md).
+    """
+
+    def __init__(self, mha: nn.MultiheadAttention):
+        super().__init__()
+        if not mha.batch_first or mha._qkv_same_embed_dim is False or mha.in_proj_bias is None:
+            raise ValueError("SelfAttention replaces a batch-first MultiheadAttention with bias")
+        self.in_proj_weight, self.in_proj_bias = mha.in_proj_weight, mha.in_proj_bias
+        self.out_proj, self.heads, self.dropout = mha.out_proj, mha.num_heads, mha.dropout
+
+    def forward(self, query: Tensor, key: Tensor, value: Tensor, need_weights: bool = False):
+        if key is not query or value is not query or need_weights:
+            raise ValueError("SelfAttention computes self-attention without weights only")
+        b, n, w = query.shape  # (B, L, W)
+        qkv = F.linear(query, self.in_proj_weight, self.in_proj_bias)  # (B, L, 3W)
+        q, k, v = qkv.view(b, n, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
+        p = self.dropout if self.training else 0.0
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=p)  # (B, h, L, d)
+        return self.out_proj(out.transpose(1, 2).reshape(b, n, w)), None
 
 
 class ViTEncoder(nn.Module):
@@ -44,6 +73,8 @@ class ViTEncoder(nn.Module):
             attention_dropout=0.0,
         )
         self.vit.heads = nn.Identity()
+        for block in self.vit.encoder.layers:
+            block.self_attention = SelfAttention(block.self_attention)
         self.out_dim = width
 
     def forward(self, pixels: Tensor) -> Tensor:  # (B, H, W, 3) uint8

@@ -1,0 +1,199 @@
+"""`make reproduce`: the study of issue 6 on a CPU, re-runnable, every part runnable alone.
+
+    python experiments/reproduce.py [--part PART ...] [--seeds 0 1 2] [--obs pixels state]
+                                    [--worlds physics polis]
+
+Parts (default: all, in this order; each makes the datasets it needs first):
+- data: training sets (physics; Polis civilized; a Polis mixture, half the episodes hobbesian),
+  item sets (physics; Polis civilized; Polis hobbesian) and the Polis counterfactual set, 32 px.
+- main: the physical and the political world model (base.yaml + physical.yaml or political.yaml
+  + study.yaml), pixel and state observations, every seed. Each is probed on its world's items
+  (pixel models also on the other world's: the 2x2), linear probes on its training world's data
+  (pixel models: both worlds), and the political models by the consequence probe.
+- ablations: the same models with `--model.regularizer none` (the collapse), `vicreg`, and an EMA
+  target with stop-gradient and no regulariser (BYOL / I-JEPA style). The fourth ablation,
+  *untrained*, needs no run: every probe scores randomly initialised networks of the same
+  architecture (the `random_init` column and the chance band of every report).
+- curricula: the political model trained on the mixture set under the four data schedules of
+  DESIGN 5.4 (experiments/curricula/*.yaml: civilized only, hobbesian only, mixed from the start,
+  immunization), probed on civilized and on hobbesian Polis items, with linear probes (the
+  disposition probe among them) on the mixture set.
+- report: `pwm report` over every finished probe -> runs/study-probes/REPORT.md, copied with the
+  per-run metrics and the key plots to experiments/results/study/ with the command and commit.
+
+A seed S sets `seed_everything` and `data.split_seed` (initialisation, episode split, batch
+order). Runs are `runs/study-<model>-<obs>-<variant>-s<S>`, probes `runs/study-probes/...`;
+finished datasets, runs and probes are kept (runner.py), so an interrupted study resumes where
+it stopped and never overwrites a finished result (delete a run's folder to redo it).
+
+Expected time on this project's 2-core CPU (one run at a time; 6,000 steps per run): a pixel run
+about 12 min plus about 2 min of probes, a state run about 3 min plus 1 min; data about 5 min.
+main (2 worlds x 2 observations x 3 seeds) about 1.6 h; ablations (3 x 2 worlds x 2
+observations x 3 seeds) about 5 h; curricula (4 schedules x 2 observations x 3 seeds) about
+3.3 h; the whole study about 10 h. `--obs state` alone: about 1.5 h.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from runner import dataset, fit, probe, run
+
+DATA, PROBES = Path("data/study"), Path("runs/study-probes")
+RESULTS = Path("experiments/results/study")
+SIZE = ["--image-size", "32"]
+BASE, STUDY = "experiments/base.yaml", "experiments/study.yaml"
+STEPS = 6000
+PARTS = ("data", "main", "ablations", "curricula", "report")
+MODEL_OF = {"physics": "physical", "polis": "political"}
+ABLATIONS = {
+    "none": ["--model.regularizer=none"],
+    "vicreg": ["--model.regularizer=vicreg"],
+    "ema": ["--model.regularizer=none", "--model.target=ema"],
+}
+CURRICULA = ("civilized", "hobbesian", "mixed", "immunization")
+
+
+def datasets() -> dict[str, Path]:
+    """Every dataset of the study (made unless finished)."""
+    return {
+        "physics": dataset("generate", "physics", DATA / "physics", "--episodes", "1024",
+                           "--frames", "48", "--seed", "0", *SIZE),
+        "polis": dataset("generate", "polis", DATA / "polis", "--episodes", "1024", "--frames",
+                         "64", "--seed", "0", *SIZE),
+        "mixture": dataset("generate", "polis", DATA / "polis_mixture", "--episodes", "1024",
+                           "--frames", "64", "--seed", "2", "--population", "mixture",
+                           "--hobbesian-fraction", "0.5", *SIZE),
+        "physics_items": dataset("items", "physics", DATA / "physics_items", "--items", "200",
+                                 "--seed", "1", *SIZE),
+        "polis_items": dataset("items", "polis", DATA / "polis_items", "--items", "100",
+                               "--seed", "1", *SIZE),
+        "hobbesian_items": dataset("items", "polis", DATA / "polis_items_hobbesian", "--items",
+                                   "100", "--seed", "3", "--population", "hobbesian", *SIZE),
+        "consequence": dataset("items", "polis", DATA / "polis_consequence", "--items", "100",
+                               "--seed", "4", "--consequence", *SIZE),
+    }  # fmt: skip
+
+
+def train_and_probe(
+    d: dict,
+    world: str,
+    obs: str,
+    variant: str,
+    seed: int,
+    extra: list[str],
+    overrides: list[str],
+    data_path: Path,
+    item_sets: list[tuple[str, Path]],
+    probe_data: list[Path],
+) -> None:
+    """One run (`fit`) and its probes: one `pwm probe` per (label, item set); the label is
+    appended to the probe's model name, so `pwm report` keeps the item sets apart."""
+    model = MODEL_OF[world]
+    ckpt = fit(f"study-{model}-{obs}-{variant}-s{seed}",
+               [BASE, f"experiments/{model}.yaml", STUDY, *extra], STEPS,
+               f"--data.path={data_path}", f"--data.observation={obs}",
+               f"--seed_everything={seed}", f"--data.split_seed={seed}", *overrides)  # fmt: skip
+    for label, items in item_sets:
+        name = f"{model}-{obs}-{variant}{label}"
+        options = ["--name", name, *[a for x in probe_data for a in ("--probe-data", str(x))]]
+        if items == d[f"{other(world)}_items"]:
+            options.append("--cross-world")
+        if world == "polis" and not label and variant not in ABLATIONS:
+            options += ["--consequence", str(d["consequence"])]
+        probe(ckpt, [items], PROBES / f"{name.replace(' ', '')}-s{seed}", *options)
+
+
+def other(world: str) -> str:
+    return "physics" if world == "polis" else "polis"
+
+
+def model_runs(d: dict, args, variant: str, overrides: list[str]) -> None:
+    """The physical and political model of one variant: every world, observation and seed."""
+    for seed in args.seeds:
+        for obs in args.obs:
+            for world in args.worlds:
+                sets, probe_data = [("", d[f"{world}_items"])], [d[world]]
+                if obs == "pixels":  # the other world's items too: the 2x2 (state sizes differ)
+                    sets.append((f" x {other(world)}", d[f"{other(world)}_items"]))
+                    probe_data = [d["physics"], d["polis"]]
+                train_and_probe(d, world, obs, variant, seed, [], overrides, d[world], sets,
+                                probe_data)  # fmt: skip
+
+
+def curricula(d: dict, args) -> None:
+    """The political model on the mixture set under each data schedule."""
+    for seed in args.seeds:
+        for obs in args.obs:
+            for schedule in CURRICULA:
+                ramp = ["--data.ramp_start=2400", "--data.ramp_steps=1200"]  # 40%, 20% of STEPS
+                sets = [("", d["polis_items"]), (" x hobbesian", d["hobbesian_items"])]
+                train_and_probe(d, "polis", obs, schedule, seed,
+                                [f"experiments/curricula/{schedule}.yaml"],
+                                ramp if schedule == "immunization" else [], d["mixture"],
+                                sets, [d["mixture"]])  # fmt: skip
+
+
+def commit() -> str:
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True)
+    return (out.stdout.strip() or "unknown") + (
+        " (with uncommitted changes)" if dirty.stdout.strip() else ""
+    )
+
+
+def report(command: str) -> None:
+    """`pwm report` over every finished probe; curated copy under experiments/results/study."""
+    probes = sorted(p.parent for p in PROBES.glob("*/metrics.json"))
+    if not probes:
+        raise SystemExit(f"no finished probes under {PROBES}: run the other parts first")
+    out = PROBES / "REPORT.md"
+    for stale in PROBES.glob("REPORT*"):
+        stale.unlink()  # derived from the probes: remade every time
+    run(["report", *map(str, probes), "--out", str(out)])
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for f in PROBES.glob("REPORT*"):
+        shutil.copy2(f, RESULTS / f.name)
+    for p in probes:
+        dst = RESULTS / "runs" / p.name
+        dst.mkdir(parents=True, exist_ok=True)
+        for f in ("metrics.json", "metrics.md"):
+            shutil.copy2(p / f, dst / f)
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    (RESULTS / "PROVENANCE.md").write_text(
+        f"# Provenance\n\nMade by `{command}` on {when} from commit {commit()}; "
+        f"{len(probes)} probe runs: "
+        f"{', '.join(p.name for p in probes)}.\n"
+    )
+    print(out.read_text())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--part", nargs="+", choices=PARTS, default=list(PARTS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--obs", nargs="+", choices=("pixels", "state"), default=["pixels", "state"])
+    p.add_argument("--worlds", nargs="+", choices=("physics", "polis"),
+                   default=["physics", "polis"])  # fmt: skip
+    args = p.parse_args()
+    t0 = time.time()
+    d = datasets()
+    if "main" in args.part:
+        model_runs(d, args, "sigreg", [])
+    if "ablations" in args.part:
+        for variant, overrides in ABLATIONS.items():
+            model_runs(d, args, variant, overrides)
+    if "curricula" in args.part:
+        curricula(d, args)
+    if "report" in args.part:
+        report("python experiments/reproduce.py " + " ".join(f"--{k} {' '.join(map(str, v))}"
+               for k, v in vars(args).items()))  # fmt: skip
+    print(f"finished in {(time.time() - t0) / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
