@@ -11,7 +11,9 @@ Parts (default: all, in this order; each makes the datasets it needs first):
   (pixel models also on the other world's: the 2x2), linear probes on its training world's data
   (pixel models: both worlds), and the political models by the consequence probe.
 - ablations: the same models with `--model.regularizer none` (the collapse), `vicreg`, and an EMA
-  target with stop-gradient and no regulariser (BYOL / I-JEPA style). The fourth ablation,
+  target with stop-gradient and no regulariser (BYOL / I-JEPA style), and SIGReg at lambda 1.0
+  instead of 0.09 (`lam1`: the latents of the main runs are far from isotropic, effective rank
+  4-11 of 64, and lose the cues; see experiments/results/study). The untrained ablation,
   *untrained*, needs no run: every probe scores randomly initialised networks of the same
   architecture (the `random_init` column and the chance band of every report).
 - curricula: the political model trained on the mixture set under the four data schedules of
@@ -54,6 +56,7 @@ ABLATIONS = {
     "none": ["--model.regularizer=none"],
     "vicreg": ["--model.regularizer=vicreg"],
     "ema": ["--model.regularizer=none", "--model.target=ema"],
+    "lam1": ["--model.lam=1.0"],  # SIGReg 11x stronger: does a fuller-rank latent keep the cues?
 }
 CURRICULA = ("civilized", "hobbesian", "mixed", "immunization")
 
@@ -105,7 +108,7 @@ def train_and_probe(
             options.append("--cross-world")
         if world == "polis" and not label and variant not in ABLATIONS:
             options += ["--consequence", str(d["consequence"])]
-        probe(ckpt, [items], PROBES / f"{name.replace(' ', '')}-s{seed}", *options)
+        probe(ckpt, [items], PROBES / f"{name.replace(' ', '-')}-s{seed}", *options)
 
 
 def other(world: str) -> str:

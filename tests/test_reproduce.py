@@ -1,0 +1,104 @@
+"""`make reproduce` (experiments/reproduce.py): which runs and probes each part asks for.
+
+The steps themselves (runner.py: dataset, fit, probe) are replaced by recorders, so these tests
+check the study's plan in milliseconds; the steps are exercised by the other tests.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))
+import reproduce  # noqa: E402
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    log = {"fit": [], "probe": []}
+
+    def fit(name, configs, steps, *overrides):
+        log["fit"].append((name, configs, steps, overrides))
+        return Path("runs") / name / "last.ckpt"
+
+    def probe(ckpt, items, out, *options):
+        log["probe"].append((ckpt, items, out, options))
+        return out
+
+    monkeypatch.setattr(reproduce, "fit", fit)
+    monkeypatch.setattr(reproduce, "probe", probe)
+    monkeypatch.setattr(reproduce, "dataset", lambda command, world, out, *o: out)
+    monkeypatch.setattr(reproduce, "report", lambda command: log.setdefault("report", command))
+    return log
+
+
+def study(monkeypatch, *argv):
+    monkeypatch.setattr(sys, "argv", ["reproduce.py", *argv])
+    reproduce.main()
+
+
+def test_main_part_trains_every_world_observation_and_seed(calls, monkeypatch):
+    study(monkeypatch, "--part", "main")
+    names = sorted(name for name, *_ in calls["fit"])
+    assert names == sorted(
+        f"study-{m}-{o}-sigreg-s{s}"
+        for m in ("physical", "political")
+        for o in ("pixels", "state")
+        for s in (0, 1, 2)
+    )
+    for name, configs, steps, overrides in calls["fit"]:
+        seed = name.rsplit("-s", 1)[1]
+        assert steps == reproduce.STEPS and configs[-1] == reproduce.STUDY
+        assert f"--seed_everything={seed}" in overrides and f"--data.split_seed={seed}" in overrides
+    assert "report" not in calls
+
+
+def test_state_models_are_probed_in_their_own_world_only(calls, monkeypatch):
+    """State sizes differ between the worlds: only pixel models get the other world's items."""
+    study(monkeypatch, "--part", "main", "--seeds", "0")
+    by_out = {out.name: (items, options) for _, items, out, options in calls["probe"]}
+    assert set(by_out) == {
+        "physical-pixels-sigreg-s0",
+        "physical-pixels-sigreg-x-polis-s0",
+        "political-pixels-sigreg-s0",
+        "political-pixels-sigreg-x-physics-s0",
+        "physical-state-sigreg-s0",
+        "political-state-sigreg-s0",
+    }
+    items, options = by_out["physical-pixels-sigreg-x-polis-s0"]
+    assert items == [reproduce.DATA / "polis_items"] and "--cross-world" in options
+    items, options = by_out["political-state-sigreg-s0"]
+    assert "--cross-world" not in options and "--consequence" in options
+    assert options.count("--probe-data") == 1
+
+
+def test_ablations_and_curricula(calls, monkeypatch):
+    study(monkeypatch, "--part", "ablations", "curricula", "--seeds", "1", "--obs", "state")
+    fits = {name: (configs, overrides) for name, configs, _, overrides in calls["fit"]}
+    assert "--model.regularizer=none" in fits["study-physical-state-none-s1"][1]
+    assert "--model.target=ema" in fits["study-political-state-ema-s1"][1]
+    configs, overrides = fits["study-political-state-immunization-s1"]
+    assert "experiments/curricula/immunization.yaml" in configs
+    ramp = {"--data.ramp_start=2400", "--data.ramp_steps=1200"}
+    assert ramp <= set(overrides) and f"--data.path={reproduce.DATA / 'polis_mixture'}" in overrides
+    assert not ramp & set(fits["study-political-state-mixed-s1"][1])
+    hobbesian = [
+        o
+        for _, items, o, _ in calls["probe"]
+        if items == [reproduce.DATA / "polis_items_hobbesian"]
+    ]
+    assert len(hobbesian) == len(reproduce.CURRICULA)
+
+
+def test_report_part_alone(calls, monkeypatch):
+    study(monkeypatch, "--part", "report")
+    assert calls["fit"] == [] and "--part report" in calls["report"]
+
+
+def test_unknown_part_is_refused(monkeypatch, capsys):
+    with pytest.raises(SystemExit) as e:
+        study(monkeypatch, "--part", "everything")
+    assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
