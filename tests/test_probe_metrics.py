@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import yaml
 
+from data_gen import render
 from pwm.probes import baselines, linear
 from pwm.probes import metrics as M
 from pwm.probes.config import ProbeError, load_config
@@ -136,3 +137,11 @@ def test_ridge_matches_least_squares_and_logistic_separates():
     train = np.arange(300) < 200
     res = linear.logistic_probe(X, y, train, 2, 1e-4)
     assert res["accuracy"] > 0.95 and 0.3 < res["majority"] < 0.7
+
+
+def test_cue_targets_are_per_agent_c_and_d_indicators():
+    cues = np.array([[[0, 1, 2], [2, 0, 0]]])  # (E=1, T=2, N=3): none / C / D codes
+    out = linear.targets({"cues": cues})["cues"]  # (1, 2, 2N): C flags, then D flags
+    assert out.shape == (1, 2, 6)
+    assert out[0, 0].tolist() == [0, 1, 0, 0, 0, 1] and out[0, 1].tolist() == [0, 0, 0, 1, 0, 0]
+    assert linear.CUE_C == render.CUE_C and linear.CUE_D == render.CUE_D

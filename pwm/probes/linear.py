@@ -2,8 +2,10 @@
 
 Targets (per frame): `positions` and `velocities` of every object (both worlds); in Polis
 `trust_to_ego` (T[i, 0], each agent's trust in the ego), `trust_from_ego` (T[0, i]),
-`reputation` (the mean trust of the others in each agent), `distance_to_ego` and `disposition`
-(per agent, 6 classes, constant in an episode). Regression targets use ridge regression scored
+`reputation` (the mean trust of the others in each agent), `distance_to_ego`, `cues` (per agent,
+whether a cooperate and whether a defect cue is drawn: what the betrayal items turn on; a latent
+without them cannot find a betrayal surprising) and `disposition` (per agent, 6 classes,
+constant in an episode). Regression targets use ridge regression scored
 by R^2 (variance-weighted over output columns, on the held-out part's own mean); the
 disposition uses multinomial logistic regression per agent, scored by accuracy (with the
 majority-class rate).
@@ -19,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-REGRESSION = ("positions", "velocities", "trust_to_ego", "trust_from_ego", "reputation")
+REGRESSION = ("positions", "velocities", "trust_to_ego", "trust_from_ego", "reputation", "cues")
+CUE_C, CUE_D = 1, 2  # data_gen.render's cue codes
 
 
 def targets(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -38,6 +41,9 @@ def targets(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     if "positions" in arrays and "trust" in arrays:
         pos = arrays["positions"].astype(np.float64)  # (E, T, N, 2)
         out["distance_to_ego"] = np.linalg.norm(pos[:, :, 1:] - pos[:, :, :1], axis=-1)
+    if "cues" in arrays:
+        c = arrays["cues"]  # (E, T, N) int codes
+        out["cues"] = np.concatenate([c == CUE_C, c == CUE_D], axis=-1).astype(np.float64)
     if "dispositions" in arrays:
         d = arrays["dispositions"].astype(np.int64)  # (E, N)
         T = next(iter(out.values())).shape[1] if out else 1

@@ -38,7 +38,7 @@ from pwm.probes.items import ItemSet
 from pwm.probes.scores import calibrate, check_windows, event_scores
 from pwm.probes.surprise import run_model
 
-GROUND_TRUTH = ("positions", "velocities", "trust", "dispositions")
+GROUND_TRUTH = ("positions", "velocities", "trust", "cues", "dispositions")
 
 
 @dataclass
