@@ -20,6 +20,9 @@ Parts (default: all, in this order; each makes the datasets it needs first):
   DESIGN 5.4 (experiments/curricula/*.yaml: civilized only, hobbesian only, mixed from the start,
   immunization), probed on civilized and on hobbesian Polis items, with linear probes (the
   disposition probe among them) on the mixture set.
+- legibility: the political model on Polis with cues held for the whole round (`--cue-hold 6`
+  instead of 2) and items made the same way: the latents of the main runs do not carry the cues
+  (the `cues` linear probe), so this asks whether a cue that stays on screen is kept.
 - report: `pwm report` over every finished probe -> runs/study-probes/REPORT.md, copied with the
   per-run metrics and the key plots to experiments/results/study/ with the command and commit.
 
@@ -50,7 +53,7 @@ RESULTS = Path("experiments/results/study")
 SIZE = ["--image-size", "32"]
 BASE, STUDY = "experiments/base.yaml", "experiments/study.yaml"
 STEPS = 6000
-PARTS = ("data", "main", "ablations", "curricula", "report")
+PARTS = ("data", "main", "ablations", "curricula", "legibility", "report")
 MODEL_OF = {"physics": "physical", "polis": "political"}
 ABLATIONS = {
     "none": ["--model.regularizer=none"],
@@ -59,6 +62,7 @@ ABLATIONS = {
     "lam1": ["--model.lam=1.0"],  # SIGReg 11x stronger: does a fuller-rank latent keep the cues?
 }
 CURRICULA = ("civilized", "hobbesian", "mixed", "immunization")
+HOLD6 = ["--cue-hold", "6"]  # cues stay drawn for the whole round (default 2 of round_len 6)
 
 
 def datasets() -> dict[str, Path]:
@@ -79,6 +83,10 @@ def datasets() -> dict[str, Path]:
                                    "100", "--seed", "3", "--population", "hobbesian", *SIZE),
         "consequence": dataset("items", "polis", DATA / "polis_consequence", "--items", "100",
                                "--seed", "4", "--consequence", *SIZE),
+        "polis_hold6": dataset("generate", "polis", DATA / "polis_hold6", "--episodes", "1024",
+                               "--frames", "64", "--seed", "0", *HOLD6, *SIZE),
+        "polis_hold6_items": dataset("items", "polis", DATA / "polis_items_hold6", "--items",
+                                     "100", "--seed", "1", *HOLD6, *SIZE),
     }  # fmt: skip
 
 
@@ -106,7 +114,7 @@ def train_and_probe(
         options = ["--name", name, *[a for x in probe_data for a in ("--probe-data", str(x))]]
         if items == d[f"{other(world)}_items"]:
             options.append("--cross-world")
-        if world == "polis" and not label and variant not in ABLATIONS:
+        if world == "polis" and not label and variant in ("sigreg", *CURRICULA):
             options += ["--consequence", str(d["consequence"])]
         probe(ckpt, [items], PROBES / f"{name.replace(' ', '-')}-s{seed}", *options)
 
@@ -139,6 +147,15 @@ def curricula(d: dict, args) -> None:
                                 [f"experiments/curricula/{schedule}.yaml"],
                                 ramp if schedule == "immunization" else [], d["mixture"],
                                 sets, [d["mixture"]])  # fmt: skip
+
+
+def legibility(d: dict, args) -> None:
+    """The political model on Polis whose cues stay drawn for the whole round (`--cue-hold 6`),
+    probed on items made the same way: is a cue the latent can keep easier to be surprised by?"""
+    for seed in args.seeds:
+        for obs in args.obs:
+            train_and_probe(d, "polis", obs, "hold6", seed, [], [], d["polis_hold6"],
+                            [("", d["polis_hold6_items"])], [d["polis_hold6"]])  # fmt: skip
 
 
 def commit() -> str:
@@ -192,6 +209,8 @@ def main() -> None:
             model_runs(d, args, variant, overrides)
     if "curricula" in args.part:
         curricula(d, args)
+    if "legibility" in args.part:
+        legibility(d, args)
     if "report" in args.part:
         report("python experiments/reproduce.py " + " ".join(f"--{k} {' '.join(map(str, v))}"
                for k, v in vars(args).items()))  # fmt: skip

@@ -102,3 +102,12 @@ def test_unknown_part_is_refused(monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:
         study(monkeypatch, "--part", "everything")
     assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_legibility_trains_on_cues_held_for_the_round(calls, monkeypatch):
+    study(monkeypatch, "--part", "legibility", "--seeds", "0", "--obs", "state")
+    [(name, _, _, overrides)] = calls["fit"]
+    assert name == "study-political-state-hold6-s0"
+    assert f"--data.path={reproduce.DATA / 'polis_hold6'}" in overrides
+    [(_, items, _, _)] = calls["probe"]
+    assert items == [reproduce.DATA / "polis_items_hold6"]
