@@ -41,11 +41,13 @@ observations x 3 seeds) about 5 h; curricula (4 schedules x 2 observations x 3 s
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 from runner import dataset, fit, probe, run
 
 DATA, PROBES = Path("data/study"), Path("runs/study-probes")
@@ -158,6 +160,52 @@ def legibility(d: dict, args) -> None:
                             [("", d["polis_hold6_items"])], [d["polis_hold6"]])  # fmt: skip
 
 
+GOAL_TESTS = ("teleport", "M2", "R", "M1", "Q")
+
+
+def goals(report_json: Path, probes: list[Path]) -> str:
+    """The issue's goals, one row per (model, item set): the named tests (mean paired accuracy
+    over seeds [95% CI], from `pwm report`), Spearman rho with the ideal observer (mean over seeds;
+    the largest per-seed p), the M2 dose-response (per seed: the least-squares slope of M2
+    paired accuracy on log2 K; mean), and the linear probes of the cues and the dispositions."""
+    groups = json.loads(report_json.read_text())
+    extra: dict[tuple[str, str], list[dict]] = {}
+    for p in probes:
+        run = json.loads((p / "metrics.json").read_text())
+        for entry in run["items"]:
+            extra.setdefault((run["model"]["name"], entry["world"]), []).append(entry)
+    rows = []
+    for key, g in groups.items():
+        name, _, items = key.split(" / ")
+        cells = [name, items, str(g["seeds"])]
+        for test in GOAL_TESTS:
+            c = g["comparisons"].get(test)
+            cells.append(f"{c['paired_accuracy']:.2f} [{c['ci'][0]:.2f}, {c['ci'][1]:.2f}]"
+                         if c else "–")  # fmt: skip
+        entries = extra.get((name, items), [])
+        rho = [e["scorers"]["model"]["spearman_ideal"]["max"] for e in entries]
+        cells.append(f"{np.mean([r['rho'] for r in rho]):.2f} (p ≤ {max(r['p'] for r in rho):.0e})"
+                     if rho else "–")  # fmt: skip
+        slopes = []
+        for e in entries:
+            dose = e["scorers"]["model"].get("dose_response", {}).get("M2", {}).get("max")
+            if dose:
+                slopes.append(np.polyfit(np.log2(dose["K"]), dose["paired_accuracy"], 1)[0])
+        cells.append(f"{np.mean(slopes):+.3f}" if slopes else "–")
+        for target in ("cues", "disposition"):
+            vals = [e["linear_probes"]["targets"].get(target) for e in entries
+                    if e.get("linear_probes", {}).get("targets")]  # fmt: skip
+            model = [v["model"] for v in vals if v]
+            rand = [v["random_init"] for v in vals if v]
+            cells.append(f"{np.mean(model):.2f} ({np.mean(rand):.2f})" if model else "–")
+        rows.append(cells)
+    header = ["model", "items", "seeds", *GOAL_TESTS, "rho ideal", "M2 dose slope",
+              "cues R² (random)", "disposition acc. (random)"]  # fmt: skip
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
 def commit() -> str:
     out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True)
@@ -183,6 +231,11 @@ def report(command: str) -> None:
         dst.mkdir(parents=True, exist_ok=True)
         for f in ("metrics.json", "metrics.md"):
             shutil.copy2(p / f, dst / f)
+    (RESULTS / "GOALS.md").write_text(
+        "# The issue's goals, measured\n\nPaired accuracy with the max aggregator, mean over seeds "
+        "[95% hierarchical bootstrap CI]; see `experiments/reproduce.py::goals` for every column."
+        "\n\n" + goals(PROBES / "REPORT.json", probes)
+    )
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     (RESULTS / "PROVENANCE.md").write_text(
         f"# Provenance\n\nMade by `{command}` on {when} from commit {commit()}; "

@@ -6,6 +6,7 @@ check the study's plan in milliseconds; the steps are exercised by the other tes
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -111,3 +112,29 @@ def test_legibility_trains_on_cues_held_for_the_round(calls, monkeypatch):
     assert f"--data.path={reproduce.DATA / 'polis_hold6'}" in overrides
     [(_, items, _, _)] = calls["probe"]
     assert items == [reproduce.DATA / "polis_items_hold6"]
+
+
+def test_goals_table_from_a_report_and_its_probes(tmp_path):
+    comp = {"paired_accuracy": 0.75, "ci": [0.6, 0.9]}
+    report = tmp_path / "REPORT.json"
+    report.write_text(json.dumps({"m / polis / polis": {"seeds": 2, "comparisons": {"M1": comp}}}))
+    probes = []
+    for seed, (rho, p, accs) in enumerate([(0.2, 1e-3, [0.5, 0.6, 0.7]), (0.4, 1e-5, [0.5] * 3)]):
+        entry = {
+            "world": "polis",
+            "scorers": {"model": {
+                "spearman_ideal": {"max": {"rho": rho, "p": p}},
+                "dose_response": {"M2": {"max": {"K": [1, 2, 4], "paired_accuracy": accs}}},
+            }},
+            "linear_probes": {"targets": {"cues": {"model": 0.1 * seed, "random_init": 0.8}}},
+        }  # fmt: skip
+        run = tmp_path / f"m-s{seed}"
+        run.mkdir()
+        (run / "metrics.json").write_text(json.dumps({"model": {"name": "m"}, "items": [entry]}))
+        probes.append(run)
+    row = reproduce.goals(report, probes).splitlines()[2].split(" | ")
+    assert row[:3] == ["| m", "polis", "2"] and row[3] == "–"
+    assert row[6] == "0.75 [0.60, 0.90]"  # M1
+    assert row[8] == "0.30 (p ≤ 1e-03)"  # mean rho, the largest p
+    assert row[9] == "+0.050"  # slopes 0.1 and 0 per doubling of K
+    assert row[10] == "0.05 (0.80)" and row[11] == "– |"
