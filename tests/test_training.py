@@ -98,3 +98,16 @@ def test_fit_help_documents_options():
     ):
         assert option in res.stdout
     assert "frames of context the predictor attends to" in res.stdout
+
+
+def test_val_batches_mix_episodes_in_one_fixed_order(toy_dataset):
+    """Consecutive windows of one episode are near-identical frames: a val batch of them would
+    make SIGReg and the embedding-health metrics meaningless. Fixed: the same at every call."""
+    dm = WorldDataModule(path=str(toy_dataset), observation="state", window=4, batch_size=8)
+    first, again = (next(iter(dm.val_dataloader())) for _ in range(2))
+    assert torch.equal(first["obs"], again["obs"])
+    ds = dm.val_dataloader().dataset
+    order = list(dm.val_dataloader().sampler)
+    assert sorted(order) == list(range(len(ds)))
+    episodes = {i // len(ds.starts) for i in order[:8]}
+    assert len(episodes) > 1, "a val batch holds windows of one episode only"
