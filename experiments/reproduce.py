@@ -12,9 +12,9 @@ Parts (default: all, in this order; each makes the datasets it needs first):
   (pixel models: both worlds), and the political models by the consequence probe.
 - ablations: the same models with `--model.regularizer none` (the collapse), `vicreg`, and an EMA
   target with stop-gradient and no regulariser (BYOL / I-JEPA style), and SIGReg at lambda 1.0
-  instead of 0.09 (`lam1`: the latents of the main runs are far from isotropic, effective rank
-  4-11 of 64, and lose the cues; see experiments/results/study). The untrained ablation,
-  *untrained*, needs no run: every probe scores randomly initialised networks of the same
+  instead of 0.09 (`lam1`: the latents of the main runs lose the cues, see the `cues` linear
+  probe; does a stronger pull towards an isotropic Gaussian keep them?). The untrained
+  ablation needs no run: every probe scores randomly initialised networks of the same
   architecture (the `random_init` column and the chance band of every report).
 - curricula: the political model trained on the mixture set under the four data schedules of
   DESIGN 5.4 (experiments/curricula/*.yaml: civilized only, hobbesian only, mixed from the start,
@@ -61,7 +61,7 @@ ABLATIONS = {
     "none": ["--model.regularizer=none"],
     "vicreg": ["--model.regularizer=vicreg"],
     "ema": ["--model.regularizer=none", "--model.target=ema"],
-    "lam1": ["--model.lam=1.0"],  # SIGReg 11x stronger: does a fuller-rank latent keep the cues?
+    "lam1": ["--model.lam=1.0"],  # SIGReg 11x stronger: does it keep the cues?
 }
 CURRICULA = ("civilized", "hobbesian", "mixed", "immunization")
 HOLD6 = ["--cue-hold", "6"]  # cues stay drawn for the whole round (default 2 of round_len 6)
