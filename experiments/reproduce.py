@@ -41,6 +41,7 @@ observations x 3 seeds) about 5 h; curricula (4 schedules x 2 observations x 3 s
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import shutil
 import subprocess
@@ -226,11 +227,18 @@ def report(command: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     for f in PROBES.glob("REPORT*"):
         shutil.copy2(f, RESULTS / f.name)
-    for p in probes:
+    for p in probes:  # metrics.json gzipped (per-item scores make it ~0.8 MB); plots of pixel runs
         dst = RESULTS / "runs" / p.name
         dst.mkdir(parents=True, exist_ok=True)
-        for f in ("metrics.json", "metrics.md"):
-            shutil.copy2(p / f, dst / f)
+        shutil.copy2(p / "metrics.md", dst / "metrics.md")
+        with (
+            open(dst / "metrics.json.gz", "wb") as raw,
+            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f,
+        ):
+            f.write((p / "metrics.json").read_bytes())
+        if "-pixels-" in p.name:
+            for png in p.glob("*.png"):
+                shutil.copy2(png, dst / png.name)
     (RESULTS / "GOALS.md").write_text(
         "# The issue's goals, measured\n\nPaired accuracy with the max aggregator, mean over seeds "
         "[95% hierarchical bootstrap CI]; see `experiments/reproduce.py::goals` for every column."
