@@ -1,7 +1,7 @@
 """`make reproduce`: the study of issue 6 on a CPU, re-runnable, every part runnable alone.
 
     python experiments/reproduce.py [--part PART ...] [--seeds 0 1 2] [--obs pixels state]
-                                    [--worlds physics polis]
+                                    [--worlds physics polis] [--variants VARIANT ...]
 
 Parts (default: all, in this order; each makes the datasets it needs first):
 - data: training sets (physics; Polis civilized; a Polis mixture, half the episodes hobbesian),
@@ -13,9 +13,11 @@ Parts (default: all, in this order; each makes the datasets it needs first):
 - ablations: the same models with `--model.regularizer none` (the collapse), `vicreg`, and an EMA
   target with stop-gradient and no regulariser (BYOL / I-JEPA style), and SIGReg at lambda 1.0
   instead of 0.09 (`lam1`: the latents of the main runs lose the cues, see the `cues` linear
-  probe; does a stronger pull towards an isotropic Gaussian keep them?). The untrained
-  ablation needs no run: every probe scores randomly initialised networks of the same
-  architecture (the `random_init` column and the chance band of every report).
+  probe; does a stronger pull towards an isotropic Gaussian keep them?), and `frozen`: the
+  encoder and projector left at their random initialisation, only the predictor trained (a
+  random feature map keeps the cues: does the predictor then learn the social contingency?).
+  The wholly untrained model needs no run: every probe scores randomly initialised networks of
+  the same architecture (the `random_init` column and the chance band of every report).
 - curricula: the political model trained on the mixture set under the four data schedules of
   DESIGN 5.4 (experiments/curricula/*.yaml: civilized only, hobbesian only, mixed from the start,
   immunization), probed on civilized and on hobbesian Polis items, with linear probes (the
@@ -31,11 +33,12 @@ order). Runs are `runs/study-<model>-<obs>-<variant>-s<S>`, probes `runs/study-p
 finished datasets, runs and probes are kept (runner.py), so an interrupted study resumes where
 it stopped and never overwrites a finished result (delete a run's folder to redo it).
 
-Expected time on this project's 2-core CPU (one run at a time; 6,000 steps per run): a pixel run
-about 12 min plus about 2 min of probes, a state run about 3 min plus 1 min; data about 5 min.
-main (2 worlds x 2 observations x 3 seeds) about 1.6 h; ablations (3 x 2 worlds x 2
-observations x 3 seeds) about 5 h; curricula (4 schedules x 2 observations x 3 seeds) about
-3.3 h; the whole study about 10 h. `--obs state` alone: about 1.5 h.
+Expected time on this project's 2-core CPU (one run at a time; 6,000 steps per run), from the
+runs measured so far: a pixel run about 12 min plus about 3 min of probes, a state run 3-4.5 min
+plus about 1 min; data about 5 min. Per part, pixels / state: main (2 worlds x 3 seeds) about
+1.5 h / 0.5 h; ablations (5 variants x 2 worlds x 3 seeds) about 7.5 h / 2.5 h; curricula
+(4 schedules x 3 seeds) about 3.2 h / 1.2 h; legibility (3 seeds) about 0.75 h / 0.25 h. The
+whole study about 17 h; `--obs state` alone about 4.5 h.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ from pathlib import Path
 import numpy as np
 from runner import dataset, fit, probe, run
 
+from pwm.probes.metrics import spearman_lawful
+
 DATA, PROBES = Path("data/study"), Path("runs/study-probes")
 RESULTS = Path("experiments/results/study")
 SIZE = ["--image-size", "32"]
@@ -63,6 +68,7 @@ ABLATIONS = {
     "vicreg": ["--model.regularizer=vicreg"],
     "ema": ["--model.regularizer=none", "--model.target=ema"],
     "lam1": ["--model.lam=1.0"],  # SIGReg 11x stronger: does it keep the cues?
+    "frozen": ["--model.regularizer=none", "--model.target=frozen"],  # predictor alone learns
 }
 CURRICULA = ("civilized", "hobbesian", "mixed", "immunization")
 HOLD6 = ["--cue-hold", "6"]  # cues stay drawn for the whole round (default 2 of round_len 6)
@@ -143,7 +149,7 @@ def curricula(d: dict, args) -> None:
     """The political model on the mixture set under each data schedule."""
     for seed in args.seeds:
         for obs in args.obs:
-            for schedule in CURRICULA:
+            for schedule in (c for c in CURRICULA if c in args.variants):
                 ramp = ["--data.ramp_start=2400", "--data.ramp_steps=1200"]  # 40%, 20% of STEPS
                 sets = [("", d["polis_items"]), (" x hobbesian", d["hobbesian_items"])]
                 train_and_probe(d, "polis", obs, schedule, seed,
@@ -167,8 +173,9 @@ GOAL_TESTS = ("teleport", "M2", "R", "M1", "Q")
 def goals(report_json: Path, probes: list[Path]) -> str:
     """The issue's goals, one row per (model, item set): the named tests (mean paired accuracy
     over seeds [95% CI], from `pwm report`), Spearman rho with the ideal observer (mean over seeds;
-    the largest per-seed p), the M2 dose-response (per seed: the least-squares slope of M2
-    paired accuracy on log2 K; mean), and the linear probes of the cues and the dispositions."""
+    the largest per-seed p) over all items and over the lawful ones (the range of p), the M2
+    dose-response (per seed: the least-squares slope of M2 paired accuracy on log2 K; mean), and
+    the linear probes of the cues and the dispositions."""
     groups = json.loads(report_json.read_text())
     extra: dict[tuple[str, str], list[dict]] = {}
     for p in probes:
@@ -187,6 +194,10 @@ def goals(report_json: Path, probes: list[Path]) -> str:
         rho = [e["scorers"]["model"]["spearman_ideal"]["max"] for e in entries]
         cells.append(f"{np.mean([r['rho'] for r in rho]):.2f} (p ≤ {max(r['p'] for r in rho):.0e})"
                      if rho else "–")  # fmt: skip
+        lawful = [r for r in map(lawful_rho, entries) if r is not None]
+        ps = sorted(r[1] for r in lawful)
+        cells.append(f"{np.mean([r[0] for r in lawful]):+.2f} (p {ps[0]:.0e} to {ps[-1]:.0e})"
+                     if lawful else "–")  # fmt: skip
         slopes = []
         for e in entries:
             dose = e["scorers"]["model"].get("dose_response", {}).get("M2", {}).get("max")
@@ -200,11 +211,24 @@ def goals(report_json: Path, probes: list[Path]) -> str:
             rand = [v["random_init"] for v in vals if v]
             cells.append(f"{np.mean(model):.2f} ({np.mean(rand):.2f})" if model else "–")
         rows.append(cells)
-    header = ["model", "items", "seeds", *GOAL_TESTS, "rho ideal", "M2 dose slope",
+    header = ["model", "items", "seeds", *GOAL_TESTS, "rho ideal", "rho lawful", "M2 dose slope",
               "cues R² (random)", "disposition acc. (random)"]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def lawful_rho(entry: dict) -> tuple[float, float] | None:
+    """Spearman rho (and p) of the model's max event score with the ideal observer over the
+    lawful items only; from the probe's per-item scores when the probe predates the metric."""
+    stored = entry["scorers"]["model"].get("spearman_ideal_lawful", {}).get("max")
+    if stored:
+        return stored["rho"], stored["p"]
+    scores = entry.get("per_item", {}).get("scores", {})
+    if "model" not in scores or "ideal_observer" not in scores:
+        return None
+    rho, p = spearman_lawful(scores["model"]["max"], scores["ideal_observer"]["max"])
+    return None if np.isnan(rho) else (rho, p)
 
 
 def commit() -> str:
@@ -260,6 +284,9 @@ def main() -> None:
     p.add_argument("--obs", nargs="+", choices=("pixels", "state"), default=["pixels", "state"])
     p.add_argument("--worlds", nargs="+", choices=("physics", "polis"),
                    default=["physics", "polis"])  # fmt: skip
+    p.add_argument("--variants", nargs="+", choices=(*ABLATIONS, *CURRICULA),
+                   default=[*ABLATIONS, *CURRICULA],
+                   help="the ablations and curricula to run (default: all)")  # fmt: skip
     args = p.parse_args()
     t0 = time.time()
     d = datasets()
@@ -267,7 +294,8 @@ def main() -> None:
         model_runs(d, args, "sigreg", [])
     if "ablations" in args.part:
         for variant, overrides in ABLATIONS.items():
-            model_runs(d, args, variant, overrides)
+            if variant in args.variants:
+                model_runs(d, args, variant, overrides)
     if "curricula" in args.part:
         curricula(d, args)
     if "legibility" in args.part:

@@ -7,8 +7,11 @@ encoded once, the predictor predicts every next step in one causal pass, and
 
 with gradients flowing into both sides (LeWM: no EMA, no stop-gradient). The ablation
 `target: ema` instead predicts the embeddings of an EMA copy of encoder+projector with
-stop-gradient (BYOL / I-JEPA style). Every step logs `stage/pred_loss`, `stage/reg_loss`,
-`stage/loss` and embedding health (`stage/z_std`, `stage/z_rank`), so collapse shows in every run.
+stop-gradient (BYOL / I-JEPA style), and `target: frozen` keeps encoder and projector at their
+random initialisation and trains the predictor alone (the untrained-encoder ablation: a fixed
+random feature map that cannot learn to drop what it cannot predict). Every step logs
+`stage/pred_loss`, `stage/reg_loss`, `stage/loss` and embedding health (`stage/z_std`,
+`stage/z_rank`), so collapse shows in every run.
 A non-finite loss or gradient stops training with a clear message before any weight changes
 (every rank stops at once under DDP), so the last checkpoint written is the last good one.
 """
@@ -110,7 +113,9 @@ class JEPAModule(L.LightningModule):
         regularizer: anti-collapse term: `sigreg` (LeWM), `vicreg`, or `none` (collapses).
         lam: weight lambda of the regulariser.
         num_directions: SIGReg's random directions M per step.
-        target: `online` (LeWM, gradients into both sides) or `ema` (stop-gradient EMA target).
+        target: `online` (LeWM, gradients into both sides), `ema` (stop-gradient EMA target) or
+            `frozen` (encoder and projector fixed at initialisation; only the predictor learns;
+            their BatchNorm statistics still track the data).
         ema_momentum: EMA decay of the target encoder when target is `ema`.
         optim: optimiser settings.
     """
@@ -130,7 +135,7 @@ class JEPAModule(L.LightningModule):
         regularizer: Literal["sigreg", "vicreg", "none"] = "sigreg",
         lam: float = 0.09,
         num_directions: int = 1024,
-        target: Literal["online", "ema"] = "online",
+        target: Literal["online", "ema", "frozen"] = "online",
         ema_momentum: float = 0.996,
         optim: OptimConfig = OptimConfig(),  # noqa: B008
     ):
@@ -150,8 +155,8 @@ class JEPAModule(L.LightningModule):
             raise ValueError(
                 f"model.regularizer must be sigreg, vicreg or none, got {regularizer!r}"
             )
-        if target not in ("online", "ema"):
-            raise ValueError(f"model.target must be online or ema, got {target!r}")
+        if target not in ("online", "ema", "frozen"):
+            raise ValueError(f"model.target must be online, ema or frozen, got {target!r}")
         if observation == "pixels" and obs_size % encoder.patch_size:
             raise ValueError(
                 f"model.encoder.patch_size {encoder.patch_size} does not divide "
@@ -198,6 +203,9 @@ class JEPAModule(L.LightningModule):
                 torch.nn.ModuleDict({"encoder": enc, "projector": self.model.projector})
             )
             self.target_encoder.requires_grad_(False)
+        if target == "frozen":
+            self.model.encoder.requires_grad_(False)
+            self.model.projector.requires_grad_(False)
 
     # -- the one step shared by train, val and test ---------------------------------------------
     def model_step(self, batch: dict[str, Tensor], stage: str) -> dict[str, Tensor]:

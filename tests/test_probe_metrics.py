@@ -67,6 +67,10 @@ def test_bootstrap_cis():
 def test_spearman_chance_band_time_lock():
     assert M.spearman(np.arange(5.0), np.arange(5.0) ** 3)[0] == pytest.approx(1.0)
     assert np.isnan(M.spearman(np.ones(5), np.arange(5.0))[0])
+    # the violation carries rho over all items; among the lawful ones the ranks are reversed
+    scores, ideal = np.array([3.0, 2.0, 1.0, 9.0]), np.array([1.0, 2.0, 3.0, M.VIOLATION])
+    assert M.spearman(scores, ideal)[0] == pytest.approx(0.2)
+    assert M.spearman_lawful(scores, ideal)[0] == pytest.approx(-1.0)
     assert M.chance_band(np.arange(11.0), 0.9) == pytest.approx((0.5, 9.5))
     diff = np.zeros((3, 7))  # before = 3: frames -3..3
     diff[:, 5] = [1.0, 2.0, 3.0]
@@ -145,3 +149,10 @@ def test_cue_targets_are_per_agent_c_and_d_indicators():
     assert out.shape == (1, 2, 6)
     assert out[0, 0].tolist() == [0, 1, 0, 0, 0, 1] and out[0, 1].tolist() == [0, 0, 0, 1, 0, 0]
     assert linear.CUE_C == render.CUE_C and linear.CUE_D == render.CUE_D
+
+
+def test_violation_sentinel_is_the_item_generators():
+    from data_gen.physics_items import IDEAL_SURPRISAL_VIOLATION
+    from data_gen.polis_items import IMPOSSIBLE
+
+    assert M.VIOLATION == IDEAL_SURPRISAL_VIOLATION == IMPOSSIBLE

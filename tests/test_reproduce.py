@@ -76,6 +76,16 @@ def test_state_models_are_probed_in_their_own_world_only(calls, monkeypatch):
     assert options.count("--probe-data") == 1
 
 
+def test_variants_select_ablations_and_curricula(calls, monkeypatch):
+    study(monkeypatch, "--part", "ablations", "curricula", "--seeds", "0", "--obs", "state",
+          "--worlds", "polis", "--variants", "frozen", "immunization")  # fmt: skip
+    fits = {name: overrides for name, _, _, overrides in calls["fit"]}
+    assert set(fits) == {"study-political-state-frozen-s0", "study-political-state-immunization-s0"}
+    assert {"--model.regularizer=none", "--model.target=frozen"} <= set(
+        fits["study-political-state-frozen-s0"]
+    )
+
+
 def test_ablations_and_curricula(calls, monkeypatch):
     study(monkeypatch, "--part", "ablations", "curricula", "--seeds", "1", "--obs", "state")
     fits = {name: (configs, overrides) for name, configs, _, overrides in calls["fit"]}
@@ -124,9 +134,13 @@ def test_goals_table_from_a_report_and_its_probes(tmp_path):
             "world": "polis",
             "scorers": {"model": {
                 "spearman_ideal": {"max": {"rho": rho, "p": p}},
+                **({"spearman_ideal_lawful": {"max": {"rho": -rho, "p": 0.5}}} if seed else {}),
                 "dose_response": {"M2": {"max": {"K": [1, 2, 4], "paired_accuracy": accs}}},
             }},
             "linear_probes": {"targets": {"cues": {"model": 0.1 * seed, "random_init": 0.8}}},
+            # seed 0 predates the stored lawful rho: recomputed from its per-item scores
+            "per_item": {"scores": {"model": {"max": [1.0, 2.0, 3.0, 9.0]},
+                                    "ideal_observer": {"max": [3.0, 2.0, 1.0, 1e9]}}},
         }  # fmt: skip
         run = tmp_path / f"m-s{seed}"
         run.mkdir()
@@ -136,5 +150,6 @@ def test_goals_table_from_a_report_and_its_probes(tmp_path):
     assert row[:3] == ["| m", "polis", "2"] and row[3] == "–"
     assert row[6] == "0.75 [0.60, 0.90]"  # M1
     assert row[8] == "0.30 (p ≤ 1e-03)"  # mean rho, the largest p
-    assert row[9] == "+0.050"  # slopes 0.1 and 0 per doubling of K
-    assert row[10] == "0.05 (0.80)" and row[11] == "– |"
+    assert row[9] == "-0.70 (p 0e+00 to 5e-01)"  # lawful rho: -1 (the teleport left out), -0.4
+    assert row[10] == "+0.050"  # slopes 0.1 and 0 per doubling of K
+    assert row[11] == "0.05 (0.80)" and row[12] == "– |"

@@ -35,6 +35,7 @@ def small(**kw) -> JEPAModule:
         {"regularizer": "vicreg"},
         {"regularizer": "none"},
         {"regularizer": "none", "target": "ema"},
+        {"regularizer": "none", "target": "frozen"},
     ],
 )
 def test_each_variant_steps_and_logs_named_losses(kw):
@@ -45,6 +46,11 @@ def test_each_variant_steps_and_logs_named_losses(kw):
     assert all(v.dim() == 0 and torch.isfinite(v) for v in out.values())
     out["loss"].backward()
     enc_grad = next(m.model.encoder.parameters()).grad
+    if kw.get("target") == "frozen":  # only the predictor learns
+        assert all(p.grad is None for p in m.model.encoder.parameters())
+        assert all(p.grad is None for p in m.model.projector.parameters())
+        assert all(p.grad is not None for p in m.model.predictor.parameters())
+        return
     assert enc_grad is not None and enc_grad.abs().sum() > 0
     if kw.get("target") == "ema":
         assert all(p.grad is None for p in m.target_encoder.parameters())

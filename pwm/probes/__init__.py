@@ -25,6 +25,7 @@ metrics.json (written by `pwm probe`; NaN and infinities are null):
               scorers: {model | random_init | pixel_diff | any_defection | last_move |
                         ideal_observer: {
                   auroc: {agg}, auroc_chance_band: {agg: [lo, hi]}, spearman_ideal: {agg: {rho, p}},
+                  spearman_ideal_lawful: {agg: {rho, p}},     (law violations left out)
                   selectivity: {agg},                                 (teleport vs visual control)
                   comparisons: {NAME: {n_pairs, K, prefix_matched, AGG: {paired_accuracy, ci,
                       d_z, d_z_ci, mean_diff, relative_surprise, wilcoxon_p, auroc, chance_band,

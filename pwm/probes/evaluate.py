@@ -5,7 +5,8 @@ event scores per aggregator and, for curve-based scorers, the standardised curve
 `evaluate` then computes, for every comparison of items.json and every aggregator, the paired
 accuracy (sum rule for quadruplets) with its bootstrap CI, d_z with CI, mean difference,
 relative surprise, Wilcoxon p, unpaired AUROC between the two sides, the chance band and the
-pass flag; over all items the AUROC, Spearman rho against the ideal observer and the
+pass flag; over all items the AUROC, Spearman rho against the ideal observer (also over the
+lawful events alone, where the teleports' sentinel surprisal cannot carry it) and the
 teleport-vs-visual-control selectivity (the comparison items.json names `selectivity`); the
 time-lock check for prefix-matched comparisons; the dose-response series (comparisons with a
 K); the betrayal verdict (M1, R, Q) and the world's headline. Random networks only need the
@@ -106,12 +107,15 @@ def evaluate(
     """The results block of one scorer; `chance` is {comparison or 'auroc': {agg: [values]}}."""
     ideal = items.column("ideal_surprisal", float)
     band = lambda key, a: M.chance_band(chance[key][a], cfg.ci_level) if chance else None  # noqa: E731
-    out = {"auroc": {}, "auroc_chance_band": {}, "spearman_ideal": {}, "comparisons": {}}
+    out = {"auroc": {}, "auroc_chance_band": {}, "spearman_ideal": {},
+           "spearman_ideal_lawful": {}, "comparisons": {}}  # fmt: skip
     for a, s in scores.event.items():
         out["auroc"][a] = M.auroc(s, items.implausible)
         out["auroc_chance_band"][a] = list(band("auroc", a)) if chance else None
         rho, pv = M.spearman(s, ideal)
         out["spearman_ideal"][a] = {"rho": rho, "p": pv}
+        rho, pv = M.spearman_lawful(s, ideal)
+        out["spearman_ideal_lawful"][a] = {"rho": rho, "p": pv}
     for i, p in enumerate(pairings):
         res = {
             "n_pairs": len(p.groups),

@@ -74,6 +74,7 @@ def items_section(entry: dict, primary: str, aggregators: list[str]) -> list[str
             k,
             *(fmt(s["auroc"][a]) for a in aggregators),
             *(fmt(s["spearman_ideal"][a]["rho"]) for a in aggregators),
+            *(fmt(s.get("spearman_ideal_lawful", {}).get(a, {}).get("rho")) for a in aggregators),
         ]
         for k, s in sc.items()
     ]
@@ -81,6 +82,7 @@ def items_section(entry: dict, primary: str, aggregators: list[str]) -> list[str
         "scorer",
         *(f"AUROC {a}" for a in aggregators),
         *(f"rho ideal {a}" for a in aggregators),
+        *(f"rho lawful {a}" for a in aggregators),
     ]
     out += ["Over all items:", "", *table(header, rows), ""]
     lock = model.get("time_lock", {})

@@ -175,6 +175,20 @@ def spearman(scores: np.ndarray, ideal: np.ndarray) -> tuple[float, float]:
     return float(res.statistic), float(res.pvalue)
 
 
+VIOLATION = 1e9  # the ideal surprisal both item generators store for events of probability 0
+
+
+def spearman_lawful(scores: np.ndarray, ideal: np.ndarray) -> tuple[float, float]:
+    """Spearman rho (and p) over the lawful events only (ideal surprisal below VIOLATION).
+
+    Why: over all items, law violations (teleports: surprisal VIOLATION) dominate the ranks, so a
+    model that flags only teleports correlates with the ideal observer; among lawful events the
+    ideal observer ranks how improbable each choice was, the graded social expectation itself.
+    """
+    lawful = np.asarray(ideal) < VIOLATION
+    return spearman(np.asarray(scores)[lawful], np.asarray(ideal)[lawful])
+
+
 def chance_band(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     """Central `level` quantile interval of a metric over randomly initialised networks.
 
