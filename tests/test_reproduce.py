@@ -153,3 +153,11 @@ def test_goals_table_from_a_report_and_its_probes(tmp_path):
     assert row[9] == "-0.70 (p 0e+00 to 5e-01)"  # lawful rho: -1 (the teleport left out), -0.4
     assert row[10] == "+0.050"  # slopes 0.1 and 0 per doubling of K
     assert row[11] == "0.05 (0.80)" and row[12] == "– |"
+
+
+def test_lawful_rho_is_undefined_where_every_lawful_item_ties():
+    """Physics items: every lawful event has ideal surprisal 0, so rho is NaN (null in JSON)."""
+    stored = {"scorers": {"model": {"spearman_ideal_lawful": {"max": {"rho": None, "p": None}}}}}
+    assert reproduce.lawful_rho(stored) is None
+    scores = {"model": {"max": [1.0, 2.0, 5.0]}, "ideal_observer": {"max": [0.0, 0.0, 1e9]}}
+    assert reproduce.lawful_rho({"scorers": {"model": {}}, "per_item": {"scores": scores}}) is None
