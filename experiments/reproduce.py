@@ -220,17 +220,11 @@ def goals(report_json: Path, probes: list[Path]) -> str:
 
 def lawful_rho(entry: dict) -> tuple[float, float] | None:
     """Spearman rho (and p) of the model's max event score with the ideal observer over the
-    lawful items only; from the probe's per-item scores when the probe predates the metric."""
-    stored = entry["scorers"]["model"].get("spearman_ideal_lawful", {}).get("max")
-    scores = entry.get("per_item", {}).get("scores", {})
-    if stored:
-        rho, p = stored["rho"], stored["p"]
-    elif "model" in scores and "ideal_observer" in scores:
-        rho, p = spearman_lawful(scores["model"]["max"], scores["ideal_observer"]["max"])
-    else:
-        return None
-    # undefined (NaN, null in JSON) where every lawful item has the same ideal surprisal (physics)
-    return None if rho is None or np.isnan(rho) else (rho, p)
+    lawful items only, from the probe's per-item scores (so probes that predate the stored
+    `spearman_ideal_lawful` count too); None where undefined (physics: every lawful item ties)."""
+    scores = entry["per_item"]["scores"]
+    rho, p = spearman_lawful(scores["model"]["max"], scores["ideal_observer"]["max"])
+    return None if np.isnan(rho) else (rho, p)
 
 
 def commit() -> str:

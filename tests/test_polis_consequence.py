@@ -153,7 +153,11 @@ def test_probe_consequence_end_to_end_on_a_polis_checkpoint(sets, tmp_path, monk
             str(sets / "w1"), "--out", str(tmp_path / "run"),
             "--config", str(tmp_path / "voe.yaml")]  # fmt: skip
     assert pwm_main(argv) == 0
-    res = json.loads((tmp_path / "run" / "metrics.json").read_text())["consequence"]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    ideal = metrics["items"][0]["scorers"]["ideal_observer"]
+    for key in ("spearman_ideal", "spearman_ideal_lawful"):  # lawful: graded surprisals only
+        assert ideal[key]["max"]["rho"] == pytest.approx(1.0)
+    res = metrics["consequence"]
     assert set(res) == {"model", "random_init"}
     model = res["model"]
     assert model["pairs"] == PAIRS and model["horizon"] == HORIZON

@@ -127,7 +127,10 @@ def test_probe_writes_metrics_table_and_figures(setup):
     assert all(t["locked"] for t in model["time_lock"].values())
     assert len(entry["chance"]["values"]["teleport"]["max"]) == metrics["config"]["chance_networks"]
     assert set(entry["linear_probes"]["targets"]) == {"positions", "velocities"}
-    assert "| teleport | 6 |" in (run / "metrics.md").read_text()
+    # physics: every lawful item has ideal surprisal 0, so rho over lawful items is undefined
+    assert all(model["spearman_ideal_lawful"][a]["rho"] is None for a in ("max", "mean"))
+    table = (run / "metrics.md").read_text()
+    assert "| teleport | 6 |" in table and "rho lawful max" in table
     assert {p.name for p in run.glob("*.png")} == {"curves_items.png", "probes_items.png"}
 
 

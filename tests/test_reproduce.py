@@ -129,17 +129,17 @@ def test_goals_table_from_a_report_and_its_probes(tmp_path):
     report = tmp_path / "REPORT.json"
     report.write_text(json.dumps({"m / polis / polis": {"seeds": 2, "comparisons": {"M1": comp}}}))
     probes = []
+    lawful = [[1.0, 2.0, 3.0, 9.0], [1.0, 3.0, 2.0, 9.0]]  # model scores; the last: the teleport
     for seed, (rho, p, accs) in enumerate([(0.2, 1e-3, [0.5, 0.6, 0.7]), (0.4, 1e-5, [0.5] * 3)]):
         entry = {
             "world": "polis",
             "scorers": {"model": {
                 "spearman_ideal": {"max": {"rho": rho, "p": p}},
-                **({"spearman_ideal_lawful": {"max": {"rho": -rho, "p": 0.5}}} if seed else {}),
                 "dose_response": {"M2": {"max": {"K": [1, 2, 4], "paired_accuracy": accs}}},
             }},
             "linear_probes": {"targets": {"cues": {"model": 0.1 * seed, "random_init": 0.8}}},
-            # seed 0 predates the stored lawful rho: recomputed from its per-item scores
-            "per_item": {"scores": {"model": {"max": [1.0, 2.0, 3.0, 9.0]},
+            # lawful rho from the per-item scores, the teleport (1e9) left out: -1, then -0.5
+            "per_item": {"scores": {"model": {"max": lawful[seed]},
                                     "ideal_observer": {"max": [3.0, 2.0, 1.0, 1e9]}}},
         }  # fmt: skip
         run = tmp_path / f"m-s{seed}"
@@ -150,14 +150,12 @@ def test_goals_table_from_a_report_and_its_probes(tmp_path):
     assert row[:3] == ["| m", "polis", "2"] and row[3] == "–"
     assert row[6] == "0.75 [0.60, 0.90]"  # M1
     assert row[8] == "0.30 (p ≤ 1e-03)"  # mean rho, the largest p
-    assert row[9] == "-0.70 (p 0e+00 to 5e-01)"  # lawful rho: -1 (the teleport left out), -0.4
+    assert row[9] == "-0.75 (p 0e+00 to 7e-01)"  # lawful rho: mean of -1 and -0.5, range of p
     assert row[10] == "+0.050"  # slopes 0.1 and 0 per doubling of K
     assert row[11] == "0.05 (0.80)" and row[12] == "– |"
 
 
 def test_lawful_rho_is_undefined_where_every_lawful_item_ties():
-    """Physics items: every lawful event has ideal surprisal 0, so rho is NaN (null in JSON)."""
-    stored = {"scorers": {"model": {"spearman_ideal_lawful": {"max": {"rho": None, "p": None}}}}}
-    assert reproduce.lawful_rho(stored) is None
+    """Physics items: every lawful event has ideal surprisal 0, so rho is undefined (NaN)."""
     scores = {"model": {"max": [1.0, 2.0, 5.0]}, "ideal_observer": {"max": [0.0, 0.0, 1e9]}}
-    assert reproduce.lawful_rho({"scorers": {"model": {}}, "per_item": {"scores": scores}}) is None
+    assert reproduce.lawful_rho({"per_item": {"scores": scores}}) is None

@@ -74,7 +74,7 @@ def items_section(entry: dict, primary: str, aggregators: list[str]) -> list[str
             k,
             *(fmt(s["auroc"][a]) for a in aggregators),
             *(fmt(s["spearman_ideal"][a]["rho"]) for a in aggregators),
-            *(fmt(s.get("spearman_ideal_lawful", {}).get(a, {}).get("rho")) for a in aggregators),
+            *(fmt(s["spearman_ideal_lawful"][a]["rho"]) for a in aggregators),
         ]
         for k, s in sc.items()
     ]
