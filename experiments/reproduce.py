@@ -15,7 +15,10 @@ Parts (default: all, in this order; each makes the datasets it needs first):
   instead of 0.09 (`lam1`: the latents of the main runs lose the cues, see the `cues` linear
   probe; does a stronger pull towards an isotropic Gaussian keep them?), and `frozen`: the
   encoder and projector left at their random initialisation, only the predictor trained (a
-  random feature map keeps the cues: does the predictor then learn the social contingency?).
+  random feature map keeps the cues: does the predictor then learn the social contingency?), and
+  `oracle` (state observations only): z is the simulator state itself, standardised per
+  feature, so the predictor alone is tested on the contingency with every cue in its input and
+  its target at unit scale (an upper bound on what this predictor and budget can learn).
   The wholly untrained model needs no run: every probe scores randomly initialised networks of
   the same architecture (the `random_init` column and the chance band of every report).
 - curricula: the political model trained on the mixture set under the four data schedules of
@@ -36,9 +39,10 @@ it stopped and never overwrites a finished result (delete a run's folder to redo
 Expected time on this project's 2-core CPU (one run at a time; 6,000 steps per run), from the
 runs measured so far: a pixel run about 12 min plus about 3 min of probes, a state run 3-4.5 min
 plus about 1 min; data about 5 min. Per part, pixels / state: main (2 worlds x 3 seeds) about
-1.5 h / 0.5 h; ablations (5 variants x 2 worlds x 3 seeds) about 7.5 h / 2.5 h; curricula
+1.5 h / 0.5 h; ablations (5 variants x 2 worlds x 3 seeds, + `oracle` with state) about
+7.5 h / 2.8 h; curricula
 (4 schedules x 3 seeds) about 3.2 h / 1.2 h; legibility (3 seeds) about 0.75 h / 0.25 h. The
-whole study about 17 h; `--obs state` alone about 4.5 h.
+whole study about 17.5 h; `--obs state` alone about 5 h.
 """
 
 from __future__ import annotations
@@ -69,7 +73,9 @@ ABLATIONS = {
     "ema": ["--model.regularizer=none", "--model.target=ema"],
     "lam1": ["--model.lam=1.0"],  # SIGReg 11x stronger: does it keep the cues?
     "frozen": ["--model.regularizer=none", "--model.target=frozen"],  # predictor alone learns
+    "oracle": ["--model.regularizer=none", "--model.target=oracle"],  # z = the state; state only
 }
+STATE_ONLY = ("oracle",)  # variants that need the simulator state (skipped with pixels)
 CURRICULA = ("civilized", "hobbesian", "mixed", "immunization")
 HOLD6 = ["--cue-hold", "6"]  # cues stay drawn for the whole round (default 2 of round_len 6)
 
@@ -135,7 +141,7 @@ def other(world: str) -> str:
 def model_runs(d: dict, args, variant: str, overrides: list[str]) -> None:
     """The physical and political model of one variant: every world, observation and seed."""
     for seed in args.seeds:
-        for obs in args.obs:
+        for obs in (o for o in args.obs if o == "state" or variant not in STATE_ONLY):
             for world in args.worlds:
                 sets, probe_data = [("", d[f"{world}_items"])], [d[world]]
                 if obs == "pixels":  # the other world's items too: the 2x2 (state sizes differ)

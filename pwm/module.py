@@ -9,7 +9,10 @@ with gradients flowing into both sides (LeWM: no EMA, no stop-gradient). The abl
 `target: ema` instead predicts the embeddings of an EMA copy of encoder+projector with
 stop-gradient (BYOL / I-JEPA style), and `target: frozen` keeps encoder and projector at their
 random initialisation and trains the predictor alone (the untrained-encoder ablation: a fixed
-random feature map that cannot learn to drop what it cannot predict). Every step logs
+random feature map that cannot learn to drop what it cannot predict); `target: oracle` (state
+observations only) replaces encoder and projector by the standardised simulator state itself,
+so the predictor alone is tested on what it can learn when no representation is in the way.
+Every step logs
 `stage/pred_loss`, `stage/reg_loss`, `stage/loss` and embedding health (`stage/z_std`,
 `stage/z_rank`), so collapse shows in every run.
 A non-finite loss or gradient stops training with a clear message before any weight changes
@@ -31,7 +34,15 @@ from torch import Tensor
 
 from pwm.health import effective_rank, embedding_std
 from pwm.losses import SIGReg, vicreg
-from pwm.models import Predictor, Projector, StateEncoder, ViTEncoder, WorldModel
+from pwm.models import (
+    Predictor,
+    Projector,
+    Standardizer,
+    StateEncoder,
+    StateIdentity,
+    ViTEncoder,
+    WorldModel,
+)
 
 
 @dataclass(frozen=True)
@@ -106,7 +117,7 @@ class JEPAModule(L.LightningModule):
         window: frames per training window; linked from data.
         world: name of the training world; linked from the dataset, checked by probes.
         history: H, frames of context the predictor attends to; must be < window.
-        embed_dim: D, embedding dimension.
+        embed_dim: D, embedding dimension (with target `oracle`: the state's size, obs_size).
         projector_hidden: hidden size of the encoder's BN projector.
         encoder: frame encoder settings.
         predictor: predictor settings.
@@ -115,7 +126,9 @@ class JEPAModule(L.LightningModule):
         num_directions: SIGReg's random directions M per step.
         target: `online` (LeWM, gradients into both sides), `ema` (stop-gradient EMA target) or
             `frozen` (encoder and projector fixed at initialisation; only the predictor learns;
-            their BatchNorm statistics still track the data).
+            their BatchNorm statistics still track the data) or `oracle` (state observations
+            only: z is the simulator state standardised per feature, no encoder parameters;
+            only the predictor learns).
         ema_momentum: EMA decay of the target encoder when target is `ema`.
         optim: optimiser settings.
     """
@@ -135,7 +148,7 @@ class JEPAModule(L.LightningModule):
         regularizer: Literal["sigreg", "vicreg", "none"] = "sigreg",
         lam: float = 0.09,
         num_directions: int = 1024,
-        target: Literal["online", "ema", "frozen"] = "online",
+        target: Literal["online", "ema", "frozen", "oracle"] = "online",
         ema_momentum: float = 0.996,
         optim: OptimConfig = OptimConfig(),  # noqa: B008
     ):
@@ -155,8 +168,14 @@ class JEPAModule(L.LightningModule):
             raise ValueError(
                 f"model.regularizer must be sigreg, vicreg or none, got {regularizer!r}"
             )
-        if target not in ("online", "ema", "frozen"):
-            raise ValueError(f"model.target must be online, ema or frozen, got {target!r}")
+        if target not in ("online", "ema", "frozen", "oracle"):
+            raise ValueError(
+                f"model.target must be online, ema, frozen or oracle, got {target!r}"
+            )
+        if target == "oracle" and observation != "state":
+            raise ValueError(
+                "model.target oracle needs state observations (--data.observation=state)"
+            )
         if observation == "pixels" and obs_size % encoder.patch_size:
             raise ValueError(
                 f"model.encoder.patch_size {encoder.patch_size} does not divide "
@@ -180,10 +199,13 @@ class JEPAModule(L.LightningModule):
             enc = StateEncoder(obs_size, encoder.width, encoder.depth)
         else:
             raise ValueError(f"model.observation must be pixels or state, got {observation!r}")
+        proj = Projector(enc.out_dim, projector_hidden, embed_dim)
+        if target == "oracle":  # z = the standardised state; nothing but the predictor learns
+            enc, proj, embed_dim = StateIdentity(obs_size), Standardizer(obs_size), obs_size
         p = predictor
         self.model = WorldModel(
             enc,
-            Projector(enc.out_dim, projector_hidden, embed_dim),
+            proj,
             Predictor(
                 embed_dim,
                 action_dim,

@@ -86,6 +86,14 @@ def test_variants_select_ablations_and_curricula(calls, monkeypatch):
     )
 
 
+def test_state_only_variants_are_skipped_with_pixels(calls, monkeypatch):
+    study(monkeypatch, "--part", "ablations", "--seeds", "0", "--worlds", "polis",
+          "--variants", "oracle")  # fmt: skip
+    fits = {name: overrides for name, _, _, overrides in calls["fit"]}
+    assert set(fits) == {"study-political-state-oracle-s0"}
+    assert "--model.target=oracle" in fits["study-political-state-oracle-s0"]
+
+
 def test_ablations_and_curricula(calls, monkeypatch):
     study(monkeypatch, "--part", "ablations", "curricula", "--seeds", "1", "--obs", "state")
     fits = {name: (configs, overrides) for name, configs, _, overrides in calls["fit"]}

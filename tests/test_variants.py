@@ -36,6 +36,7 @@ def small(**kw) -> JEPAModule:
         {"regularizer": "none"},
         {"regularizer": "none", "target": "ema"},
         {"regularizer": "none", "target": "frozen"},
+        {"regularizer": "none", "target": "oracle"},
     ],
 )
 def test_each_variant_steps_and_logs_named_losses(kw):
@@ -45,6 +46,9 @@ def test_each_variant_steps_and_logs_named_losses(kw):
     assert set(out) == {"pred_loss", "reg_loss", "loss", "z_std", "z_rank"}
     assert all(v.dim() == 0 and torch.isfinite(v) for v in out.values())
     out["loss"].backward()
+    if kw.get("target") == "oracle":  # no encoder parameters; the predictor learns
+        assert all(p.grad is not None for p in m.model.predictor.parameters())
+        return
     enc_grad = next(m.model.encoder.parameters()).grad
     if kw.get("target") == "frozen":  # only the predictor learns
         assert all(p.grad is None for p in m.model.encoder.parameters())
@@ -61,6 +65,30 @@ def test_each_variant_steps_and_logs_named_losses(kw):
         m.on_train_batch_end(None, batch, 0)
         after = list(m.target_encoder.parameters())
         assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+def test_oracle_target_predicts_the_standardised_state_and_trains_the_predictor_alone():
+    m = small(regularizer="none", target="oracle")
+    assert not list(m.model.encoder.parameters()) and not list(m.model.projector.parameters())
+    m.train()
+    obs = torch.randn(6, 5, 12) * 3 + 2
+    z = m.model.encode(obs)  # (6, 5, 12): the state itself, standardised per feature
+    flat = obs.reshape(-1, 12)
+    want = (flat - flat.mean(0)) / torch.sqrt(flat.var(0, unbiased=False) + 1e-5)
+    assert z.shape == (6, 5, 12)
+    torch.testing.assert_close(z.reshape(-1, 12), want, atol=1e-5, rtol=1e-5)
+    out = m.model_step({"obs": obs, "actions": torch.randn(6, 5, 2)}, "train")
+    out["loss"].backward()
+    assert all(p.grad is not None for p in m.model.predictor.parameters())
+    assert m.model.predictor(z, torch.zeros(6, 5, 2)).shape == (6, 5, 12)
+    # a checkpoint of an oracle model rebuilds from its hyperparameters
+    again = JEPAModule(**dict(m.hparams))
+    again.load_state_dict(m.state_dict())
+
+
+def test_oracle_target_needs_state_observations():
+    with pytest.raises(ValueError, match="oracle needs state observations"):
+        JEPAModule(observation="pixels", obs_size=16, window=5, history=4, target="oracle")
 
 
 def test_hyperparameters_are_plain_and_checkpoint_loads_weights_only(tmp_path):

@@ -102,3 +102,18 @@ class StateEncoder(nn.Module):
 
     def forward(self, state: Tensor) -> Tensor:  # (B, F)
         return self.net(state.float())  # (B, width)
+
+
+class StateIdentity(nn.Module):
+    """The flat symbolic observation itself, as float: the `oracle` ablation's encoder.
+
+    Args:
+        state_dim: F, features per frame (also the output dimension).
+    """
+
+    def __init__(self, state_dim: int):
+        super().__init__()
+        self.out_dim = state_dim
+
+    def forward(self, state: Tensor) -> Tensor:  # (B, F)
+        return state.float()  # (B, F)

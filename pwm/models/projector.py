@@ -24,3 +24,19 @@ class Projector(nn.Module):
         h = self.fc1(x.reshape(-1, x.shape[-1]))  # (N, hidden)
         h = self.fc2(self.act(self.bn(h)))  # (N, out)
         return h.reshape(*lead, -1)  # (..., out)
+
+
+class Standardizer(nn.Module):
+    """Per-feature standardisation with running statistics, no parameters (`oracle` ablation).
+
+    BatchNorm1d without affine weights on (..., dim): batch statistics in training, the running
+    mean and variance in evaluation; a feature constant in a batch maps to 0.
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.bn = nn.BatchNorm1d(dim, affine=False)
+
+    def forward(self, x: Tensor) -> Tensor:  # (..., dim)
+        lead = x.shape[:-1]
+        return self.bn(x.reshape(-1, x.shape[-1])).reshape(*lead, -1)  # (..., dim)
