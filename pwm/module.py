@@ -169,9 +169,7 @@ class JEPAModule(L.LightningModule):
                 f"model.regularizer must be sigreg, vicreg or none, got {regularizer!r}"
             )
         if target not in ("online", "ema", "frozen", "oracle"):
-            raise ValueError(
-                f"model.target must be online, ema, frozen or oracle, got {target!r}"
-            )
+            raise ValueError(f"model.target must be online, ema, frozen or oracle, got {target!r}")
         if target == "oracle" and observation != "state":
             raise ValueError(
                 "model.target oracle needs state observations (--data.observation=state)"
