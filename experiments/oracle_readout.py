@@ -1,0 +1,90 @@
+"""What does an `oracle` model expect at a betrayal item's event? Its predicted cues, read out.
+
+    python experiments/oracle_readout.py CKPT ITEMS [--json OUT]
+
+With `--model.target oracle` the embedding is the simulator state standardised per feature, so
+the prediction of z_{t*} maps back to state units: A's and B's predicted C and D cue values at
+the event frame, and P(D) = d / (c + d) (their sum is the predicted chance that an exchange is
+drawn at all). The prediction depends only on the frames before t*, so the two contexts of the
+betrayal tests are read from one condition each: `trust` (trust_C, the prefix of trust_D) and
+`provoked` (provoked_D, the prefix of provoked_C). A reciprocity-aware observer raises A's P(D)
+after the provocation well above its trust-context value (the training data: from 0.07 to 0.59,
+experiments/contingency.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pwm.checkpoint import CheckpointError, read_checkpoint
+from pwm.data.format import DatasetError, open_dataset
+from pwm.module import JEPAModule
+
+CONTEXTS = {"trust": "trust_C", "provoked": "provoked_D"}
+
+
+@torch.no_grad()
+def readout(
+    module: JEPAModule, state: np.ndarray, actions: np.ndarray, items: list[dict], layout: list
+) -> dict[str, dict[str, float]]:
+    """Mean predicted cues of A and B at t* per context, in state units, and P(D)."""
+    bn = module.model.projector.bn
+    mean, std = bn.running_mean, torch.sqrt(bn.running_var + bn.eps)
+    per, H = len(layout), module.hparams.history
+    c_idx, d_idx = layout.index("cue_c"), layout.index("cue_d")
+    module.eval()
+    out = {}
+    for context, condition in CONTEXTS.items():
+        sel = [x for x in items if x["condition"] == condition]
+        if not sel:
+            raise ValueError(f"no {condition} items: not a Polis betrayal item set")
+        ep = np.array([x["episode"] for x in sel])
+        t = sel[0]["t_star"]
+        obs = torch.from_numpy(state[ep, t - H : t]).float()  # (B, H, F)
+        act = torch.from_numpy(actions[ep, t - H : t]).float()  # (B, H, A)
+        z = module.model.encode(obs)  # (B, H, F)
+        pred = module.model.predict(z, act)[:, -1] * std + mean  # (B, F): state at t*, raw units
+        row = {}
+        for who in ("a", "b"):
+            agent = torch.tensor([x[f"agent_{who}"] for x in sel])
+            c = pred[torch.arange(len(sel)), agent * per + c_idx]
+            d = pred[torch.arange(len(sel)), agent * per + d_idx]
+            row |= {f"{who}_cue_c": c.mean().item(), f"{who}_cue_d": d.mean().item(),
+                    f"{who}_p_defect": (d / (c + d)).mean().item()}  # fmt: skip
+        out[context] = {k: round(v, 4) for k, v in row.items()}
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("ckpt", help="last.ckpt of a run with --model.target oracle")
+    p.add_argument("items", type=Path, help="a Polis item set (pwm items polis)")
+    p.add_argument("--json", type=Path, help="also write the readout as JSON")
+    args = p.parse_args(argv)
+    try:
+        ckpt = read_checkpoint(args.ckpt)
+        hp = {k: v for k, v in ckpt["hyper_parameters"].items() if not k.startswith("_")}
+        if hp.get("target") != "oracle":
+            raise CheckpointError(f"checkpoint {args.ckpt} is not an oracle model")
+        module = JEPAModule(**hp)
+        module.load_state_dict(ckpt["state_dict"])
+        ds = open_dataset(args.items)
+        items = ds.read_json("items.json")["items"]
+        table = readout(module, ds.array("state"), ds.array("actions"), items,
+                        ds.manifest["state_layout"])  # fmt: skip
+    except (CheckpointError, DatasetError, ValueError, KeyError) as exc:
+        sys.exit(f"oracle_readout.py: error: {exc}")
+    for context, row in table.items():
+        print(f"{context:<9} " + "  ".join(f"{k} {v:.3f}" for k, v in row.items()))
+    if args.json:
+        args.json.write_text(json.dumps(table, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""experiments/oracle_readout.py: an oracle model's predicted cues, mapped back to state units."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))
+from oracle_readout import readout  # noqa: E402
+
+from pwm.module import EncoderConfig, JEPAModule, PredictorConfig  # noqa: E402
+
+LAYOUT = ["x", "y", "vx", "vy", "cue_c", "cue_d"]
+
+
+class Constant(nn.Module):
+    """A predictor that always predicts the same standardised embedding."""
+
+    def __init__(self, value: torch.Tensor):
+        super().__init__()
+        self.value = value
+
+    def forward(self, z, actions):
+        return self.value.expand_as(z)
+
+
+def oracle() -> JEPAModule:
+    return JEPAModule(observation="state", obs_size=12, action_dim=2, window=5, history=4,
+                      encoder=EncoderConfig(width=8, depth=1),
+                      predictor=PredictorConfig(16, 1, 2, 8, 32, 0.0),
+                      regularizer="none", target="oracle")  # fmt: skip
+
+
+def test_predictions_are_mapped_back_to_state_units_per_agent_and_context():
+    m = oracle()
+    bn = m.model.projector.bn
+    bn.running_mean.copy_(torch.arange(12.0) / 100)
+    bn.running_var.copy_(torch.full((12,), 4.0 - bn.eps))  # std 2
+    value = torch.zeros(12)
+    value[0 * 6 + 4], value[0 * 6 + 5] = 0.25, 0.05  # agent 0: cue_c 0.5 + 0.04, cue_d 0.1 + 0.05
+    m.model.predictor = Constant(value)
+    items = [
+        {"condition": "trust_C", "episode": 0, "t_star": 4, "agent_a": 0, "agent_b": 1},
+        {"condition": "provoked_D", "episode": 1, "t_star": 4, "agent_a": 1, "agent_b": 0},
+    ]
+    state, actions = np.zeros((2, 6, 12), np.float32), np.zeros((2, 6, 2), np.float32)
+    out = readout(m, state, actions, items, LAYOUT)
+    assert out["trust"]["a_cue_c"] == pytest.approx(0.54) and out["trust"]["a_cue_d"] == 0.15
+    assert out["trust"]["a_p_defect"] == pytest.approx(0.15 / 0.69, abs=1e-4)
+    assert out["trust"]["b_cue_c"] == pytest.approx(0.10) and out["trust"]["b_cue_d"] == 0.11
+    assert out["provoked"]["b_cue_c"] == pytest.approx(0.54)  # B is agent 0 there
+    with pytest.raises(ValueError, match="no provoked_D items"):
+        readout(m, state, actions, items[:1], LAYOUT)
+
+
+def test_command_line_refuses_a_model_that_is_not_an_oracle(tmp_path):
+    m = JEPAModule(observation="state", obs_size=12, window=5, history=4, embed_dim=8,
+                   encoder=EncoderConfig(width=8, depth=1))  # fmt: skip
+    ckpt = tmp_path / "m.ckpt"
+    torch.save({"hyper_parameters": dict(m.hparams), "state_dict": m.state_dict()}, ckpt)
+    script = str(ROOT / "experiments" / "oracle_readout.py")
+    res = subprocess.run([sys.executable, script, str(ckpt), str(tmp_path)],
+                         capture_output=True, text=True)  # fmt: skip
+    assert res.returncode != 0 and "not an oracle model" in res.stderr
+    assert res.stderr.count("\n") == 1
