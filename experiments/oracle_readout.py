@@ -4,12 +4,12 @@
 
 With `--model.target oracle` the embedding is the simulator state standardised per feature, so
 the prediction of z_{t*} maps back to state units: A's and B's predicted C and D cue values at
-the event frame, and P(D) = d / (c + d) (their sum is the predicted chance that an exchange is
-drawn at all). The prediction depends only on the frames before t*, so the two contexts of the
-betrayal tests are read from one condition each: `trust` (trust_C, the prefix of trust_D) and
-`provoked` (provoked_D, the prefix of provoked_C). A reciprocity-aware observer raises A's P(D)
-after the provocation well above its trust-context value (the training data: from 0.07 to 0.59,
-experiments/contingency.py).
+the event frame (means over the items), and P(D) = d / (c + d) of those means (their sum is the
+predicted chance that an exchange is drawn at all). The prediction depends only on the frames
+before t*, so the two contexts of the betrayal tests are read from one condition each: `trust`
+(trust_C, the prefix of trust_D) and `provoked` (provoked_D, the prefix of provoked_C). A
+reciprocity-aware observer raises A's P(D) after the provocation well above its trust-context
+value (the training data: from 0.07 to 0.59, experiments/contingency.py).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ CONTEXTS = {"trust": "trust_C", "provoked": "provoked_D"}
 def readout(
     module: JEPAModule, state: np.ndarray, actions: np.ndarray, items: list[dict], layout: list
 ) -> dict[str, dict[str, float]]:
-    """Mean predicted cues of A and B at t* per context, in state units, and P(D)."""
+    """Mean predicted cues of A and B at t* per context, in state units, and P(D) from them."""
     bn = module.model.projector.bn
     mean, std = bn.running_mean, torch.sqrt(bn.running_var + bn.eps)
     per, H = len(layout), module.hparams.history
@@ -55,8 +55,8 @@ def readout(
             agent = torch.tensor([x[f"agent_{who}"] for x in sel])
             c = pred[torch.arange(len(sel)), agent * per + c_idx]
             d = pred[torch.arange(len(sel)), agent * per + d_idx]
-            row |= {f"{who}_cue_c": c.mean().item(), f"{who}_cue_d": d.mean().item(),
-                    f"{who}_p_defect": (d / (c + d)).mean().item()}  # fmt: skip
+            c, d = c.mean().item(), d.mean().item()  # ratio of means: per-item c + d can be ~0
+            row |= {f"{who}_cue_c": c, f"{who}_cue_d": d, f"{who}_p_defect": d / (c + d)}
         out[context] = {k: round(v, 4) for k, v in row.items()}
     return out
 
