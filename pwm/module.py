@@ -199,6 +199,8 @@ class JEPAModule(L.LightningModule):
             raise ValueError(f"model.observation must be pixels or state, got {observation!r}")
         proj = Projector(enc.out_dim, projector_hidden, embed_dim)
         if target == "oracle":  # z = the standardised state; nothing but the predictor learns
+            # (the parts above are still built and dropped: they draw from the seeded RNG before
+            # the predictor, so its initialisation is the one the committed oracle runs had)
             enc, proj, embed_dim = StateIdentity(obs_size), Standardizer(obs_size), obs_size
         p = predictor
         self.model = WorldModel(
