@@ -15,38 +15,37 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from pwm.data.format import DatasetError, open_dataset
+from pwm.probes.baselines import DEFECT
 
-DEFECT, NONE = 0, -1  # executed-action codes (data_gen.agents.D; no exchange)
+CONTEXTS = [
+    (s, p, o) for s in ("consec_same", "other") for p in ("pC", "pD") for o in ("selfC", "selfD")
+]
 
 
 def contingency(executed: np.ndarray, partner: np.ndarray, round_len: int) -> dict[str, dict]:
-    """executed, partner (E, T, N) int -> {context: {"n": exchanges, "p_defect": rate}}."""
-    counts: Counter = Counter()
-    E, T, N = executed.shape
-    for e in range(E):
-        last: dict[int, tuple[int, int, int, int]] = {}  # i -> (frame, partner, their, own)
-        for t in range(T):
-            for i in np.nonzero(partner[e, t] != NONE)[0]:
-                j = int(partner[e, t, i])
-                if i in last:
-                    f, pj, their, own = last[i]
-                    ctx = (
-                        "consec_same" if pj == j and t - f <= round_len else "other",
-                        "pD" if their == DEFECT else "pC",
-                        "selfD" if own == DEFECT else "selfC",
-                    )
-                    counts[(*ctx, executed[e, t, i] == DEFECT)] += 1
-                last[i] = (t, j, int(executed[e, t, j]), int(executed[e, t, i]))
+    """executed, partner (E, T, N) int (-1: no exchange) -> {context: {"n", "p_defect"}}."""
+    e, t, i = np.nonzero(partner >= 0)  # every exchange, by (e, t, i)
+    order = np.lexsort((t, i, e))  # each agent's exchanges in time order
+    e, t, i = e[order], t[order], i[order]
+    j = partner[e, t, i]
+    prev = np.flatnonzero((e[1:] == e[:-1]) & (i[1:] == i[:-1]))  # exchange k has k - 1 before
+    now = prev + 1
+    same = (j[now] == j[prev]) & (t[now] - t[prev] <= round_len)
+    their = executed[e[prev], t[prev], j[prev]] == DEFECT  # the partner's move towards i then
+    own = executed[e[prev], t[prev], i[prev]] == DEFECT
+    defect = executed[e[now], t[now], i[now]] == DEFECT
     out = {}
-    for ctx in sorted({k[:3] for k in counts}):
-        d, c = counts[(*ctx, True)], counts[(*ctx, False)]
-        out[" ".join(ctx)] = {"n": d + c, "p_defect": round(d / (d + c), 4)}
+    for ctx in CONTEXTS:
+        sel = (same == (ctx[0] == "consec_same")) & (their == (ctx[1] == "pD"))
+        sel &= own == (ctx[2] == "selfD")
+        if sel.any():
+            n = int(sel.sum())
+            out[" ".join(ctx)] = {"n": n, "p_defect": round(float(defect[sel].sum()) / n, 4)}
     return out
 
 
