@@ -28,6 +28,13 @@ Parts (default: all, in this order; each makes the datasets it needs first):
 - legibility: the political model on Polis with cues held for the whole round (`--cue-hold 6`
   instead of 2) and items made the same way: the latents of the main runs do not carry the cues
   (the `cues` linear probe), so this asks whether a cue that stays on screen is kept.
+- objects: the object-centric model (experiments/objects.yaml; state only): the state split into
+  its 6 agents (or discs), one shared per-object encoder and a predictor that attends over
+  object tokens and time, trained end to end with SIGReg (`objects`) and as the oracle
+  (`objects-oracle`: z the standardised state, the predictor alone learns), on both worlds. The
+  one-vector models drop the cue, and even the one-vector oracle learns each agent's own habit
+  before the pairwise law: does a predictor in which "my partner" is one attention step learn
+  that provocation makes defection expected?
 - report: `pwm report` over every finished probe -> runs/study-probes/REPORT.md, copied with the
   per-run metrics and the key plots to experiments/results/study/ with the command and commit.
 
@@ -41,8 +48,9 @@ runs measured so far: a pixel run about 12 min plus about 3 min of probes, a sta
 plus about 1 min; data about 5 min. Per part, pixels / state: main (2 worlds x 3 seeds) about
 1.5 h / 0.5 h; ablations (5 variants x 2 worlds x 3 seeds, + `oracle` with state) about
 7.5 h / 2.8 h; curricula
-(4 schedules x 3 seeds) about 3.2 h / 1.2 h; legibility (3 seeds) about 0.75 h / 0.25 h. The
-whole study about 17.5 h; `--obs state` alone about 5 h.
+(4 schedules x 3 seeds) about 3.2 h / 1.2 h; legibility (3 seeds) about 0.75 h / 0.25 h;
+objects (state only, 2 variants x 2 worlds x 3 seeds; an object-centric run about 11 min plus
+1 min of probes) about 2.4 h. The whole study about 20 h; `--obs state` alone about 7.5 h.
 """
 
 from __future__ import annotations
@@ -65,7 +73,7 @@ RESULTS = Path("experiments/results/study")
 SIZE = ["--image-size", "32"]
 BASE, STUDY = "experiments/base.yaml", "experiments/study.yaml"
 STEPS = 6000
-PARTS = ("data", "main", "ablations", "curricula", "legibility", "report")
+PARTS = ("data", "main", "ablations", "curricula", "legibility", "objects", "report")
 MODEL_OF = {"physics": "physical", "polis": "political"}
 ABLATIONS = {
     "none": ["--model.regularizer=none"],
@@ -75,6 +83,7 @@ ABLATIONS = {
     "frozen": ["--model.regularizer=none", "--model.target=frozen"],  # predictor alone learns
     "oracle": ["--model.regularizer=none", "--model.target=oracle"],  # z = the state; state only
 }
+OBJECTS = {"objects": [], "objects-oracle": ABLATIONS["oracle"]}  # with experiments/objects.yaml
 STATE_ONLY = ("oracle",)  # variants that need the simulator state (skipped with pixels)
 CURRICULA = ("civilized", "hobbesian", "mixed", "immunization")
 HOLD6 = ["--cue-hold", "6"]  # cues stay drawn for the whole round (default 2 of round_len 6)
@@ -129,7 +138,7 @@ def train_and_probe(
         options = ["--name", name, *[a for x in probe_data for a in ("--probe-data", str(x))]]
         if items == d[f"{other(world)}_items"]:
             options.append("--cross-world")
-        if world == "polis" and not label and variant in ("sigreg", *CURRICULA):
+        if world == "polis" and not label and variant in ("sigreg", "objects", *CURRICULA):
             options += ["--consequence", str(d["consequence"])]
         probe(ckpt, [items], PROBES / f"{name.replace(' ', '-')}-s{seed}", *options)
 
@@ -171,6 +180,19 @@ def legibility(d: dict, args) -> None:
         for obs in args.obs:
             train_and_probe(d, "polis", obs, "hold6", seed, [], [], d["polis_hold6"],
                             [("", d["polis_hold6_items"])], [d["polis_hold6"]])  # fmt: skip
+
+
+def objects(d: dict, args) -> None:
+    """The object-centric model of both worlds (state only), end to end and as the oracle."""
+    if "state" not in args.obs:
+        print("- objects: state observations only, skipped (--obs has no state)")
+        return
+    for seed in args.seeds:
+        for variant in (v for v in OBJECTS if v in args.variants):
+            for world in args.worlds:
+                train_and_probe(d, world, "state", variant, seed, ["experiments/objects.yaml"],
+                                OBJECTS[variant], d[world], [("", d[f"{world}_items"])],
+                                [d[world]])  # fmt: skip
 
 
 GOAL_TESTS = ("teleport", "M2", "R", "M1", "Q")
@@ -286,9 +308,10 @@ def main() -> None:
     p.add_argument("--obs", nargs="+", choices=("pixels", "state"), default=["pixels", "state"])
     p.add_argument("--worlds", nargs="+", choices=("physics", "polis"),
                    default=["physics", "polis"])  # fmt: skip
-    p.add_argument("--variants", nargs="+", choices=(*ABLATIONS, *CURRICULA),
-                   default=[*ABLATIONS, *CURRICULA],
-                   help="the ablations and curricula to run (default: all)")  # fmt: skip
+    p.add_argument("--variants", nargs="+", choices=(*ABLATIONS, *CURRICULA, *OBJECTS),
+                   default=[*ABLATIONS, *CURRICULA, *OBJECTS],
+                   help="the ablations, curricula and object-centric variants to run "
+                        "(default: all)")  # fmt: skip
     args = p.parse_args()
     t0 = time.time()
     d = datasets()
@@ -302,6 +325,8 @@ def main() -> None:
         curricula(d, args)
     if "legibility" in args.part:
         legibility(d, args)
+    if "objects" in args.part:
+        objects(d, args)
     if "report" in args.part:
         report("python experiments/reproduce.py " + " ".join(f"--{k} {' '.join(map(str, v))}"
                for k, v in vars(args).items()))  # fmt: skip

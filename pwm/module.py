@@ -35,6 +35,7 @@ from torch import Tensor
 from pwm.health import effective_rank, embedding_std
 from pwm.losses import SIGReg, vicreg
 from pwm.models import (
+    ObjectStateEncoder,
     Predictor,
     Projector,
     Standardizer,
@@ -130,6 +131,10 @@ class JEPAModule(L.LightningModule):
             only: z is the simulator state standardised per feature, no encoder parameters;
             only the predictor learns).
         ema_momentum: EMA decay of the target encoder when target is `ema`.
+        objects: k, object tokens per frame: 1 (LeWM: one embedding per frame) or, with state
+            observations, the number of objects in the state (object-centric: one shared encoder
+            per object, z the concatenated object embeddings of embed_dim / k each, and a
+            predictor that attends over objects and time; see models/predictor.py).
         optim: optimiser settings.
     """
 
@@ -150,6 +155,7 @@ class JEPAModule(L.LightningModule):
         num_directions: int = 1024,
         target: Literal["online", "ema", "frozen", "oracle"] = "online",
         ema_momentum: float = 0.996,
+        objects: int = 1,
         optim: OptimConfig = OptimConfig(),  # noqa: B008
     ):
         super().__init__()
@@ -174,6 +180,21 @@ class JEPAModule(L.LightningModule):
             raise ValueError(
                 "model.target oracle needs state observations (--data.observation=state)"
             )
+        if objects < 1:
+            raise ValueError(f"model.objects must be >= 1, got {objects}")
+        if objects > 1:
+            if observation != "state":
+                raise ValueError(
+                    "model.objects > 1 needs state observations (--data.observation=state)"
+                )
+            if obs_size % objects:
+                raise ValueError(
+                    f"model.objects {objects} does not divide the {obs_size} state features"
+                )
+            if target != "oracle" and embed_dim % objects:
+                raise ValueError(
+                    f"model.objects {objects} does not divide model.embed_dim {embed_dim}"
+                )
         if observation == "pixels" and obs_size % encoder.patch_size:
             raise ValueError(
                 f"model.encoder.patch_size {encoder.patch_size} does not divide "
@@ -193,11 +214,13 @@ class JEPAModule(L.LightningModule):
                 encoder.heads,
                 encoder.mlp_dim,
             )
+        elif observation == "state" and objects > 1:
+            enc = ObjectStateEncoder(obs_size, objects, encoder.width, encoder.depth)
         elif observation == "state":
             enc = StateEncoder(obs_size, encoder.width, encoder.depth)
         else:
             raise ValueError(f"model.observation must be pixels or state, got {observation!r}")
-        proj = Projector(enc.out_dim, projector_hidden, embed_dim)
+        proj = Projector(enc.out_dim, projector_hidden, embed_dim // objects)  # per object
         if target == "oracle":  # z = the standardised state; nothing but the predictor learns
             # (the parts above are still built and dropped: they draw from the seeded RNG before
             # the predictor, so its initialisation is the one the committed oracle runs had)
@@ -217,6 +240,7 @@ class JEPAModule(L.LightningModule):
                 p.head_dim,
                 p.mlp_dim,
                 p.dropout,
+                objects,
             ),
         )
         self.sigreg = SIGReg(num_directions) if regularizer == "sigreg" else None
@@ -253,7 +277,7 @@ class JEPAModule(L.LightningModule):
     @torch.no_grad()
     def ema_embed(self, obs: Tensor) -> Tensor:  # (B, L, ...)
         t = self.target_encoder
-        z = t["projector"](t["encoder"](obs.flatten(0, 1)))  # (B*L, D)
+        z = t["projector"](t["encoder"](obs.flatten(0, 1))).flatten(1)  # (B*L, D)
         return rearrange(z, "(b l) d -> b l d", b=obs.shape[0])
 
     def _log(self, losses: dict[str, Tensor], stage: str) -> None:

@@ -167,3 +167,22 @@ def test_lawful_rho_is_undefined_where_every_lawful_item_ties():
     """Physics items: every lawful event has ideal surprisal 0, so rho is undefined (NaN)."""
     scores = {"model": {"max": [1.0, 2.0, 5.0]}, "ideal_observer": {"max": [0.0, 0.0, 1e9]}}
     assert reproduce.lawful_rho({"per_item": {"scores": scores}}) is None
+
+
+def test_objects_part_trains_the_object_centric_model_on_state_only(calls, monkeypatch):
+    study(monkeypatch, "--part", "objects", "--seeds", "0")
+    fits = {name: (configs, overrides) for name, configs, _, overrides in calls["fit"]}
+    assert set(fits) == {
+        f"study-{m}-state-{v}-s0"
+        for m in ("physical", "political")
+        for v in ("objects", "objects-oracle")
+    }
+    for configs, overrides in fits.values():
+        assert configs[-1] == "experiments/objects.yaml" and "--data.observation=state" in overrides
+    assert "--model.target=oracle" in fits["study-political-state-objects-oracle-s0"][1]
+    assert "--model.target=oracle" not in fits["study-political-state-objects-s0"][1]
+    by_out = {out.name: options for _, _, out, options in calls["probe"]}
+    assert "--consequence" in by_out["political-state-objects-s0"]
+    calls["fit"].clear()
+    study(monkeypatch, "--part", "objects", "--obs", "pixels")
+    assert calls["fit"] == []

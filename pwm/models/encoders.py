@@ -1,6 +1,7 @@
 """Frame encoders: a torchvision ViT (pixels) and an MLP (the symbolic state), DESIGN 5.2.
 
-Both map a batch of observations to one feature vector each; the projector (projector.py) maps
+Both map a batch of observations to one feature vector each (the object-centric state encoder:
+one per object); the projector (projector.py) maps
 that to the embedding. The ViT's output is the CLS token of its last layer after the final
 LayerNorm (torchvision's classification head is replaced by the identity). Pixels arrive as uint8
 (B, H, W, 3) and are scaled to [-1, 1] here, so the data pipeline never holds float frames.
@@ -8,6 +9,7 @@ LayerNorm (torchvision's classification head is replaced by the identity). Pixel
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
@@ -102,6 +104,42 @@ class StateEncoder(nn.Module):
 
     def forward(self, state: Tensor) -> Tensor:  # (B, F)
         return self.net(state.float())  # (B, width)
+
+
+class ObjectStateEncoder(nn.Module):
+    """One shared MLP per object of the symbolic observation: (B, F) -> (B, k, width).
+
+    The state is agent-major (each object's F / k features in a row), so it splits into k rows;
+    a learned embedding of each object's identity is added after the first layer (the same
+    features of the ego and of agent 3 must not encode alike). The projector then maps each
+    object's feature to its part of the embedding (the object-centric model, predictor.py).
+
+    Args:
+        state_dim: F, features per frame; must be divisible by objects.
+        objects: k, objects per frame.
+        width: hidden and output dimension per object.
+        depth: number of hidden layers (>= 1).
+    """
+
+    def __init__(self, state_dim: int, objects: int, width: int, depth: int = 2):
+        super().__init__()
+        if objects < 1 or state_dim % objects:
+            raise ValueError(f"{objects} objects do not divide the {state_dim} state features")
+        if depth < 1:
+            raise ValueError(f"encoder depth must be >= 1, got {depth}")
+        self.objects = objects
+        self.first = nn.Linear(state_dim // objects, width)
+        self.ident = nn.Parameter(torch.zeros(objects, width))
+        nn.init.trunc_normal_(self.ident, std=0.02)
+        layers = [nn.LayerNorm(width), nn.GELU()]
+        for _ in range(depth - 1):
+            layers += [nn.Linear(width, width), nn.LayerNorm(width), nn.GELU()]
+        self.net = nn.Sequential(*layers)
+        self.out_dim = width
+
+    def forward(self, state: Tensor) -> Tensor:  # (B, F)
+        rows = rearrange(state.float(), "b (k f) -> b k f", k=self.objects)  # (B, k, F/k)
+        return self.net(self.first(rows) + self.ident)  # (B, k, width)
 
 
 class StateIdentity(nn.Module):

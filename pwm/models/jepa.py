@@ -3,7 +3,8 @@
 Composes injected parts and never reads a config. `encode` embeds every frame of a batch of
 windows once; `predict` gives, at every position t, the prediction of z_{t+1} from the last H
 embeddings and the action a_t; `rollout` predicts autoregressively from a context with given
-future actions (for the consequence probe).
+future actions (for the consequence probe). An object-centric encoder gives k object features
+per frame, which the projector maps one by one and `encode` concatenates.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class WorldModel(nn.Module):
     def encode(self, obs: Tensor) -> Tensor:  # (B, T, *obs_shape)
         B = obs.shape[0]
         flat = obs.flatten(0, 1)  # (B*T, *obs_shape)
-        z = self.projector(self.encoder(flat))  # (B*T, D)
+        z = self.projector(self.encoder(flat)).flatten(1)  # (B*T, D); objects concatenated
         return rearrange(z, "(b t) d -> b t d", b=B)  # (B, T, D)
 
     def predict(self, z: Tensor, actions: Tensor) -> Tensor:  # (B, T, D), (B, T, A)

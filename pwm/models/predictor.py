@@ -9,6 +9,15 @@ step of a window is predicted in one pass. Conditioning is AdaLN-zero (DiT): per
 map of the action embedding gives shift, scale and gate for the attention and MLP branches,
 zero-initialised so each block starts as the identity. With zero action dimensions the
 conditioning vector is a learned constant. The output goes through the predictor's own projector.
+
+Object-centric variant (`objects` k > 1): the embedding of a frame is k object embeddings of
+D / k each, concatenated (encoders.ObjectStateEncoder, or the oracle's standardised state, which
+is agent-major). Each becomes a token (a shared linear map, plus a learned embedding of the
+object's identity and of its time step), and attention runs over all k tokens of the last H
+frames: token (t, i) attends to (t', j) for every j and t - H < t' <= t, so "the agent next to
+me, and what it did to me a round ago" is one attention step instead of a function of the whole
+flat vector. Every token of step t is conditioned on the action a_t; the output projector maps
+each token back to its object's D / k features. With k = 1 it is the one-token-per-frame model.
 """
 
 from __future__ import annotations
@@ -26,6 +35,12 @@ def sliding_causal_mask(T: int, history: int, device=None) -> Tensor:
     i = torch.arange(T, device=device)
     d = i[:, None] - i[None, :]  # (T, T)
     return (d >= 0) & (d < history)
+
+
+def object_causal_mask(T: int, objects: int, history: int, device=None) -> Tensor:
+    """(T k, T k) bool over tokens ordered (t, object): the frame mask, shared by all objects."""
+    mask = sliding_causal_mask(T, history, device)  # (T, T)
+    return mask.repeat_interleave(objects, 0).repeat_interleave(objects, 1)  # (T k, T k)
 
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
@@ -81,6 +96,8 @@ class Predictor(nn.Module):
         head_dim: dimension per head (LeWM uses 64 with 16 heads over a 192-d stream).
         mlp_dim: MLP hidden size.
         dropout: dropout in attention and MLP.
+        objects: k, object tokens per frame (1: the whole embedding is one token); must divide
+            embed_dim.
     """
 
     def __init__(
@@ -95,12 +112,15 @@ class Predictor(nn.Module):
         head_dim: int,
         mlp_dim: int,
         dropout: float = 0.1,
+        objects: int = 1,
     ):
         super().__init__()
         if history < 1:
             raise ValueError(f"history must be >= 1, got {history}")
-        self.history, self.action_dim = history, action_dim
-        self.inp = nn.Linear(embed_dim, width)
+        if objects < 1 or embed_dim % objects:
+            raise ValueError(f"objects must be >= 1 and divide embed_dim {embed_dim}: {objects}")
+        self.history, self.action_dim, self.objects = history, action_dim, objects
+        self.inp = nn.Linear(embed_dim // objects, width)
         self.pos = nn.Parameter(torch.zeros(1, max_len, width))
         nn.init.trunc_normal_(self.pos, std=0.02)
         if action_dim > 0:
@@ -113,7 +133,11 @@ class Predictor(nn.Module):
             AdaLNZeroBlock(width, heads, head_dim, mlp_dim, dropout) for _ in range(depth)
         )
         self.norm = nn.LayerNorm(width)
-        self.proj = Projector(width, 4 * embed_dim if embed_dim < 512 else 2048, embed_dim)
+        hidden = 4 * embed_dim if embed_dim < 512 else 2048
+        self.proj = Projector(width, hidden, embed_dim // objects)  # per object token
+        if objects > 1:  # created last: a k = 1 predictor draws its initialisation as before
+            self.ident = nn.Parameter(torch.zeros(1, 1, objects, width))
+            nn.init.trunc_normal_(self.ident, std=0.02)
 
     def forward(self, z: Tensor, actions: Tensor) -> Tensor:  # (B, T, D), (B, T, A)
         B, T, _ = z.shape
@@ -121,12 +145,19 @@ class Predictor(nn.Module):
             raise ValueError(
                 f"window of {T} frames exceeds the predictor's max_len {self.pos.shape[1]}"
             )
-        x = self.inp(z) + self.pos[:, :T]  # (B, T, W)
+        k = self.objects
+        tokens = rearrange(z, "b t (k d) -> b t k d", k=k)  # (B, T, k, D/k)
+        x = self.inp(tokens) + self.pos[:, :T, None]  # (B, T, k, W)
+        if k > 1:
+            x = x + self.ident
         if self.action_dim > 0:
             cond = self.action(actions.float())  # (B, T, W)
         else:
             cond = self.cond.expand(B, T, -1)  # (B, T, W)
-        mask = sliding_causal_mask(T, self.history, z.device)  # (T, T)
+        x = rearrange(x, "b t k w -> b (t k) w")  # (B, T k, W)
+        cond = cond.repeat_interleave(k, dim=1)  # (B, T k, W)
+        mask = object_causal_mask(T, k, self.history, z.device)  # (T k, T k)
         for block in self.blocks:
             x = block(x, cond, mask)
-        return self.proj(self.norm(x))  # (B, T, D)
+        out = self.proj(self.norm(x))  # (B, T k, D/k)
+        return rearrange(out, "b (t k) d -> b t (k d)", k=k)  # (B, T, D)
