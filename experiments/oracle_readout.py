@@ -10,6 +10,13 @@ before t*, so the two contexts of the betrayal tests are read from one condition
 (trust_C, the prefix of trust_D) and `provoked` (provoked_D, the prefix of provoked_C). A
 reciprocity-aware observer raises A's P(D) after the provocation well above its trust-context
 value (the training data: from 0.07 to 0.59, experiments/contingency.py).
+
+`a_err_if_c` / `a_err_if_d`: the squared latent error of A's two cue features at t* if A
+cooperates / defects there (the prediction against the standardised one-hot cue, mean over the
+items), i.e. those features' share of the surprise s(t*) times F. The betrayal tests compare
+exactly these: M1 is err_if_d of `trust` against err_if_d of `provoked`, R is err_if_c against
+err_if_d of `provoked`. Under a squared error a calibrated P(D) only slightly above 1/2 leaves R
+a small margin, although the log-probability of the ideal observer separates it well.
 """
 
 from __future__ import annotations
@@ -33,7 +40,8 @@ CONTEXTS = {"trust": "trust_C", "provoked": "provoked_D"}
 def readout(
     module: JEPAModule, state: np.ndarray, actions: np.ndarray, items: list[dict], layout: list
 ) -> dict[str, dict[str, float]]:
-    """Mean predicted cues of A and B at t* per context, in state units, and P(D) from them."""
+    """Mean predicted cues of A and B at t* per context, in state units, P(D) from them, and
+    A's cue error if it cooperates or defects (standardised units, mean over items)."""
     bn = module.model.projector.bn
     mean, std = bn.running_mean, torch.sqrt(bn.running_var + bn.eps)
     per, H = len(layout), module.hparams.history
@@ -49,7 +57,8 @@ def readout(
         obs = torch.from_numpy(state[ep, t - H : t]).float()  # (B, H, F)
         act = torch.from_numpy(actions[ep, t - H : t]).float()  # (B, H, A)
         z = module.model.encode(obs)  # (B, H, F)
-        pred = module.model.predict(z, act)[:, -1] * std + mean  # (B, F): state at t*, raw units
+        pred_z = module.model.predict(z, act)[:, -1]  # (B, F): standardised state at t*
+        pred = pred_z * std + mean  # (B, F): raw units
         row = {}
         for who in ("a", "b"):
             agent = torch.tensor([x[f"agent_{who}"] for x in sel])
@@ -57,6 +66,12 @@ def readout(
             d = pred[torch.arange(len(sel)), agent * per + d_idx]
             c, d = c.mean().item(), d.mean().item()  # ratio of means: per-item c + d can be ~0
             row |= {f"{who}_cue_c": c, f"{who}_cue_d": d, f"{who}_p_defect": d / (c + d)}
+        a = torch.tensor([x["agent_a"] for x in sel]) * per
+        cols = torch.stack([a + c_idx, a + d_idx], dim=1)  # (B, 2): A's cue_c, cue_d features
+        have = pred_z.gather(1, cols)  # (B, 2)
+        for name, onehot in (("a_err_if_c", [1.0, 0.0]), ("a_err_if_d", [0.0, 1.0])):
+            want = (torch.tensor(onehot) - mean[cols]) / std[cols]  # (B, 2): the cue, standardised
+            row[name] = (have - want).square().sum(1).mean().item()
         out[context] = {k: round(v, 4) for k, v in row.items()}
     return out
 

@@ -30,8 +30,9 @@ Parts (default: all, in this order; each makes the datasets it needs first):
   (the `cues` linear probe), so this asks whether a cue that stays on screen is kept.
 - objects: the object-centric model (experiments/objects.yaml; state only): the state split into
   its 6 agents (or discs), one shared per-object encoder and a predictor that attends over
-  object tokens and time, trained end to end with SIGReg (`objects`) and as the oracle
-  (`objects-oracle`: z the standardised state, the predictor alone learns), on both worlds. The
+  object tokens and time, trained end to end with SIGReg (`objects`), with the encoder frozen
+  at its random initialisation (`objects-frozen`) and as the oracle (`objects-oracle`: z the
+  standardised state; in both the predictor alone learns), on both worlds. The
   one-vector models drop the cue, and even the one-vector oracle learns each agent's own habit
   before the pairwise law: does a predictor in which "my partner" is one attention step learn
   that provocation makes defection expected?
@@ -49,8 +50,8 @@ plus about 1 min; data about 5 min. Per part, pixels / state: main (2 worlds x 3
 1.5 h / 0.5 h; ablations (5 variants x 2 worlds x 3 seeds, + `oracle` with state) about
 7.5 h / 2.8 h; curricula
 (4 schedules x 3 seeds) about 3.2 h / 1.2 h; legibility (3 seeds) about 0.75 h / 0.25 h;
-objects (state only, 2 variants x 2 worlds x 3 seeds; an object-centric run about 11 min plus
-1 min of probes) about 2.4 h. The whole study about 20 h; `--obs state` alone about 7.5 h.
+objects (state only, 3 variants x 2 worlds x 3 seeds; an object-centric run 11-16 min plus
+about 6 min of probes) about 6 h. The whole study about 23.5 h; `--obs state` alone about 11 h.
 """
 
 from __future__ import annotations
@@ -83,7 +84,11 @@ ABLATIONS = {
     "frozen": ["--model.regularizer=none", "--model.target=frozen"],  # predictor alone learns
     "oracle": ["--model.regularizer=none", "--model.target=oracle"],  # z = the state; state only
 }
-OBJECTS = {"objects": [], "objects-oracle": ABLATIONS["oracle"]}  # with experiments/objects.yaml
+OBJECTS = {  # with experiments/objects.yaml
+    "objects": [],
+    "objects-frozen": ABLATIONS["frozen"],  # a random per-object encoder keeps the cues
+    "objects-oracle": ABLATIONS["oracle"],
+}
 STATE_ONLY = ("oracle",)  # variants that need the simulator state (skipped with pixels)
 CURRICULA = ("civilized", "hobbesian", "mixed", "immunization")
 HOLD6 = ["--cue-hold", "6"]  # cues stay drawn for the whole round (default 2 of round_len 6)

@@ -56,6 +56,15 @@ def test_predictions_are_mapped_back_to_state_units_per_agent_and_context():
     assert out["trust"]["a_p_defect"] == pytest.approx(0.15 / 0.69, abs=1e-4)
     assert out["trust"]["b_cue_c"] == pytest.approx(0.10) and out["trust"]["b_cue_d"] == 0.11
     assert out["provoked"]["b_cue_c"] == pytest.approx(0.54)  # B is agent 0 there
+    # A's cue error in standardised units: predicted (0.25, 0.05) against the one-hot cue,
+    # (1 - 0.04) / 2 and (0 - 0.05) / 2 for a C (agent 0's means), and so on
+    want_c = (0.25 - 0.96 / 2) ** 2 + (0.05 + 0.05 / 2) ** 2
+    want_d = (0.25 + 0.04 / 2) ** 2 + (0.05 - 0.95 / 2) ** 2
+    assert out["trust"]["a_err_if_c"] == pytest.approx(want_c, abs=1e-4)
+    assert out["trust"]["a_err_if_d"] == pytest.approx(want_d, abs=1e-4)
+    # in the provoked context A is agent 1, whose means are 0.10 and 0.11
+    want = (0.0 - 0.90 / 2) ** 2 + (0.0 + 0.11 / 2) ** 2  # agent 1 is predicted 0
+    assert out["provoked"]["a_err_if_c"] == pytest.approx(want, abs=1e-4)
     with pytest.raises(ValueError, match="no provoked_D items"):
         readout(m, state, actions, items[:1], LAYOUT)
 

@@ -175,7 +175,7 @@ def test_objects_part_trains_the_object_centric_model_on_state_only(calls, monke
     assert set(fits) == {
         f"study-{m}-state-{v}-s0"
         for m in ("physical", "political")
-        for v in ("objects", "objects-oracle")
+        for v in ("objects", "objects-frozen", "objects-oracle")
     }
     for configs, overrides in fits.values():
         assert configs[-1] == "experiments/objects.yaml" and "--data.observation=state" in overrides
