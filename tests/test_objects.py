@@ -1,29 +1,17 @@
 """The object-centric model (`model.objects`): per-object tokens, their mask, their training."""
 
 import pytest
+import test_variants
 import torch
 
 from pwm.models import ObjectStateEncoder, Predictor
 from pwm.models.predictor import object_causal_mask
-from pwm.module import EncoderConfig, JEPAModule, OptimConfig, PredictorConfig
+from pwm.module import JEPAModule
 
 
 def small(**kw) -> JEPAModule:
-    return JEPAModule(
-        observation="state",
-        obs_size=12,  # 3 objects x 4 features
-        action_dim=2,
-        window=5,
-        history=4,
-        embed_dim=6,
-        projector_hidden=16,
-        encoder=EncoderConfig(width=16, depth=1),
-        predictor=PredictorConfig(16, 1, 2, 8, 32, 0.0),
-        num_directions=32,
-        optim=OptimConfig(warmup_steps=1),
-        objects=3,
-        **kw,
-    )
+    """test_variants' tiny state model with 3 objects of 4 features and 2-d object embeddings."""
+    return test_variants.small(embed_dim=6, objects=3, **kw)
 
 
 def test_object_mask_repeats_the_frame_mask_per_object():

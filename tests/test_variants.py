@@ -12,19 +12,22 @@ PWM = [sys.executable, "-m", "pwm.cli"]
 
 
 def small(**kw) -> JEPAModule:
+    """A tiny state model (12 features, 8-d embedding); `kw` overrides any argument."""
     return JEPAModule(
-        observation="state",
-        obs_size=12,
-        action_dim=2,
-        window=5,
-        history=4,
-        embed_dim=8,
-        projector_hidden=16,
-        encoder=EncoderConfig(width=16, depth=1),
-        predictor=PredictorConfig(16, 1, 2, 8, 32, 0.0),
-        num_directions=32,
-        optim=OptimConfig(warmup_steps=1),
-        **kw,
+        **{
+            "observation": "state",
+            "obs_size": 12,
+            "action_dim": 2,
+            "window": 5,
+            "history": 4,
+            "embed_dim": 8,
+            "projector_hidden": 16,
+            "encoder": EncoderConfig(width=16, depth=1),
+            "predictor": PredictorConfig(16, 1, 2, 8, 32, 0.0),
+            "num_directions": 32,
+            "optim": OptimConfig(warmup_steps=1),
+            **kw,
+        }
     )
 
 
