@@ -140,6 +140,12 @@ CASES = [
     ("batch size 0", lambda i: fit(i, "--data.batch_size=0"), "data.batch_size must be >= 1"),
     ("val fraction 1.5", lambda i: fit(i, "--data.val_fraction=1.5"), "data.val_fraction"),
     ("patch size", lambda i: fit(i, "--model.encoder.patch_size=7"), "does not divide"),
+    ("objects with pixels", lambda i: fit(i, "--model.objects=2"), "needs state observations"),
+    (
+        "objects vs state",
+        lambda i: fit(i, "--data.observation=state", "--model.objects=5"),
+        "model.objects 5 does not divide",
+    ),
     ("unknown regulariser", lambda i: fit(i, "--model.regularizer=bogus"), "Got value: bogus"),
     ("unknown observation", lambda i: fit(i, "--data.observation=depth"), "Got value: depth"),
     ("non-integer steps", lambda i: fit(i, "--trainer.max_steps=abc"), "Got value: abc"),
