@@ -1,10 +1,10 @@
 """Frame encoders: a torchvision ViT (pixels) and an MLP (the symbolic state), DESIGN 5.2.
 
-Both map a batch of observations to one feature vector each (the object-centric state encoder:
-one per object); the projector (projector.py) maps
-that to the embedding. The ViT's output is the CLS token of its last layer after the final
-LayerNorm (torchvision's classification head is replaced by the identity). Pixels arrive as uint8
-(B, H, W, 3) and are scaled to [-1, 1] here, so the data pipeline never holds float frames.
+Both map a batch of observations to one feature vector each (the object-centric state encoder
+to one per object); the projector (projector.py) maps that to the embedding. The ViT's output
+is the CLS token of its last layer after the final LayerNorm (torchvision's classification head
+is replaced by the identity). Pixels arrive as uint8 (B, H, W, 3) and are scaled to [-1, 1]
+here, so the data pipeline never holds float frames.
 """
 
 from __future__ import annotations
