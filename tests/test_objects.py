@@ -101,3 +101,15 @@ def test_bad_object_configs():
         JEPAModule(observation="state", obs_size=12, window=5, history=4, objects=0)
     with pytest.raises(ValueError, match="divide embed_dim"):
         Predictor(10, 2, 3, 6, 16, 1, 2, 8, 32, objects=3)
+
+
+def test_action_modulation_is_computed_per_frame_and_equals_per_token():
+    """The block maps each frame's condition once and shares it with the frame's k tokens: the
+    same output as mapping a condition repeated per token."""
+    torch.manual_seed(0)
+    pred = Predictor(12, 2, 3, 6, 16, 2, 2, 8, 32, 0.0, objects=3).eval()
+    block = pred.blocks[0]
+    torch.nn.init.normal_(block.ada[1].weight, std=0.1)
+    x, cond = torch.randn(2, 18, 16), torch.randn(2, 6, 16)
+    mask = object_causal_mask(6, 3, 3)
+    torch.testing.assert_close(block(x, cond, mask), block(x, cond.repeat_interleave(3, 1), mask))

@@ -76,8 +76,11 @@ class AdaLNZeroBlock(nn.Module):
         nn.init.zeros_(self.ada[1].weight)
         nn.init.zeros_(self.ada[1].bias)
 
-    def forward(self, x: Tensor, cond: Tensor, mask: Tensor) -> Tensor:  # (B, T, W) both
-        s1, c1, g1, s2, c2, g2 = self.ada(cond).chunk(6, dim=-1)  # 6 x (B, T, W)
+    def forward(self, x: Tensor, cond: Tensor, mask: Tensor) -> Tensor:  # (B, T k, W), (B, T, W)
+        mod = self.ada(cond)  # (B, T, 6W): once per frame, shared by the frame's k tokens
+        if mod.shape[1] != x.shape[1]:
+            mod = mod.repeat_interleave(x.shape[1] // mod.shape[1], dim=1)  # (B, T k, 6W)
+        s1, c1, g1, s2, c2, g2 = mod.chunk(6, dim=-1)  # 6 x (B, T k, W)
         x = x + g1 * self.attn(modulate(self.norm1(x), s1, c1), mask)
         return x + g2 * self.mlp(modulate(self.norm2(x), s2, c2))  # (B, T, W)
 
@@ -154,8 +157,7 @@ class Predictor(nn.Module):
             cond = self.action(actions.float())  # (B, T, W)
         else:
             cond = self.cond.expand(B, T, -1)  # (B, T, W)
-        x = rearrange(x, "b t k w -> b (t k) w")  # (B, T k, W)
-        cond = cond.repeat_interleave(k, dim=1)  # (B, T k, W)
+        x = rearrange(x, "b t k w -> b (t k) w")  # (B, T k, W); cond stays per frame
         mask = object_causal_mask(T, k, self.history, z.device)  # (T k, T k)
         for block in self.blocks:
             x = block(x, cond, mask)
