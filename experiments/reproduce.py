@@ -35,7 +35,11 @@ Parts (default: all, in this order; each makes the datasets it needs first):
   standardised state; in both the predictor alone learns), on both worlds. The
   one-vector models drop the cue, and even the one-vector oracle learns each agent's own habit
   before the pairwise law: does a predictor in which "my partner" is one attention step learn
-  that provocation makes defection expected?
+  that provocation makes defection expected? `objects-h18` and `objects-oracle-h18` give the
+  same models a history of 18 frames instead of 12: a trust change moves agents two rounds after
+  its exchange, so with 18 frames the exchange's cue is still in the context while it helps
+  predict that motion (does the end-to-end encoder then keep it?), and A's earlier exchanges
+  hint at its disposition (does R rise?).
 - report: `pwm report` over every finished probe -> runs/study-probes/REPORT.md, copied with the
   per-run metrics and the key plots to experiments/results/study/ with the command and commit.
 
@@ -84,13 +88,21 @@ ABLATIONS = {
     "frozen": ["--model.regularizer=none", "--model.target=frozen"],  # predictor alone learns
     "oracle": ["--model.regularizer=none", "--model.target=oracle"],  # z = the state; state only
 }
+LONG = ["--model.history=18", "--data.window=19"]
 OBJECTS = {  # with experiments/objects.yaml
     "objects": [],
     "objects-frozen": ABLATIONS["frozen"],  # a random per-object encoder keeps the cues
     "objects-oracle": ABLATIONS["oracle"],
+    # history 18 frames (3 rounds) instead of 12: a trust change moves agents react_delay = 2
+    # rounds after its exchange, so only a context of 18 frames still holds the exchange's cue
+    # on every frame of the first round it acts on (the cue then helps predict the motion)
+    "objects-h18": LONG,
+    "objects-oracle-h18": [*ABLATIONS["oracle"], *LONG],
 }
 STATE_ONLY = ("oracle",)  # variants that need the simulator state (skipped with pixels)
 CURRICULA = ("civilized", "hobbesian", "mixed", "immunization")
+# the end-to-end political models also get the consequence probe
+CONSEQUENCE = ("sigreg", "objects", "objects-h18", *CURRICULA)
 HOLD6 = ["--cue-hold", "6"]  # cues stay drawn for the whole round (default 2 of round_len 6)
 
 
@@ -143,7 +155,7 @@ def train_and_probe(
         options = ["--name", name, *[a for x in probe_data for a in ("--probe-data", str(x))]]
         if items == d[f"{other(world)}_items"]:
             options.append("--cross-world")
-        if world == "polis" and not label and variant in ("sigreg", "objects", *CURRICULA):
+        if world == "polis" and not label and variant in CONSEQUENCE:
             options += ["--consequence", str(d["consequence"])]
         probe(ckpt, [items], PROBES / f"{name.replace(' ', '-')}-s{seed}", *options)
 
@@ -158,7 +170,9 @@ def model_runs(d: dict, args, variant: str, overrides: list[str]) -> None:
         for obs in (o for o in args.obs if o == "state" or variant not in STATE_ONLY):
             for world in args.worlds:
                 sets, probe_data = [("", d[f"{world}_items"])], [d[world]]
-                if obs == "pixels":  # the other world's items too: the 2x2 (state sizes differ)
+                # pixel models also on the other world's items: the 2x2. State models are not:
+                # both states are 36-d, but the physics state's cue columns are zero in training
+                if obs == "pixels":
                     sets.append((f" x {other(world)}", d[f"{other(world)}_items"]))
                     probe_data = [d["physics"], d["polis"]]
                 train_and_probe(d, world, obs, variant, seed, [], overrides, d[world], sets,

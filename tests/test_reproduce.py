@@ -175,12 +175,23 @@ def test_objects_part_trains_the_object_centric_model_on_state_only(calls, monke
     assert set(fits) == {
         f"study-{m}-state-{v}-s0"
         for m in ("physical", "political")
-        for v in ("objects", "objects-frozen", "objects-oracle")
+        for v in (
+            "objects",
+            "objects-frozen",
+            "objects-oracle",
+            "objects-h18",
+            "objects-oracle-h18",
+        )
     }
     for configs, overrides in fits.values():
         assert configs[-1] == "experiments/objects.yaml" and "--data.observation=state" in overrides
     assert "--model.target=oracle" in fits["study-political-state-objects-oracle-s0"][1]
     assert "--model.target=oracle" not in fits["study-political-state-objects-s0"][1]
+    for name in ("objects-h18", "objects-oracle-h18"):  # history 18: windows of 19 frames
+        overrides = fits[f"study-political-state-{name}-s0"][1]
+        assert "--model.history=18" in overrides and "--data.window=19" in overrides
+    assert "--model.target=oracle" in fits["study-political-state-objects-oracle-h18-s0"][1]
+    assert not any("history" in o for o in fits["study-political-state-objects-s0"][1])
     by_out = {out.name: options for _, _, out, options in calls["probe"]}
     assert "--consequence" in by_out["political-state-objects-s0"]
     calls["fit"].clear()
