@@ -101,8 +101,9 @@ OBJECTS = {  # with experiments/objects.yaml
 }
 STATE_ONLY = ("oracle",)  # variants that need the simulator state (skipped with pixels)
 CURRICULA = ("civilized", "hobbesian", "mixed", "immunization")
-# the end-to-end political models also get the consequence probe
-CONSEQUENCE = ("sigreg", "objects", "objects-h18", *CURRICULA)
+# the end-to-end political models also get the consequence probe (not objects-h18: the
+# counterfactual set's 40-frame episodes leave no room for 18 frames of context and 18 after)
+CONSEQUENCE = ("sigreg", "objects", *CURRICULA)
 HOLD6 = ["--cue-hold", "6"]  # cues stay drawn for the whole round (default 2 of round_len 6)
 
 

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 import yaml
+from faults import run_pwm
 
 from data_gen import agents, cli, polis
 from data_gen.polis_config import PolisConfig
@@ -133,7 +134,7 @@ def test_bad_options_fail_with_one_line(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_probe_consequence_end_to_end_on_a_polis_checkpoint(sets, tmp_path, monkeypatch):
+def test_probe_consequence_end_to_end_on_a_polis_checkpoint(sets, tmp_path, monkeypatch, capsys):
     common = ["--image-size", "32", "--seed", "0"]
     data, items = tmp_path / "polis", tmp_path / "items"
     gen = ["generate", "polis", "--out", str(data), "--episodes", "16", "--frames", "24"]
@@ -167,3 +168,10 @@ def test_probe_consequence_end_to_end_on_a_polis_checkpoint(sets, tmp_path, monk
     assert model["trust_to_ego"]["true_effect"][0] < -0.2  # the simulator's collapse
     assert model["distance_to_ego"]["true_effect"][-1] > 0  # and ostracism
     assert "## Consequence probe" in (tmp_path / "run" / "metrics.md").read_text()
+    # no room for the horizon in these episodes: refused up front, before the VoE probe runs
+    (tmp_path / "long.yaml").write_text(yaml.safe_dump(cfg | {"consequence_horizon": 1000}))
+    late = tmp_path / "late"
+    argv[argv.index("--out") + 1], argv[-1] = str(late), str(tmp_path / "long.yaml")
+    code, err = run_pwm(argv, capsys, monkeypatch)
+    assert code == 2 and len(err) == 1 and "lower consequence_horizon" in err[0], err
+    assert not late.exists()

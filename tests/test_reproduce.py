@@ -194,6 +194,7 @@ def test_objects_part_trains_the_object_centric_model_on_state_only(calls, monke
     assert not any("history" in o for o in fits["study-political-state-objects-s0"][1])
     by_out = {out.name: options for _, _, out, options in calls["probe"]}
     assert "--consequence" in by_out["political-state-objects-s0"]
+    assert "--consequence" not in by_out["political-state-objects-h18-s0"]  # no room (H 18)
     calls["fit"].clear()
     study(monkeypatch, "--part", "objects", "--obs", "pixels")
     assert calls["fit"] == []

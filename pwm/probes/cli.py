@@ -26,7 +26,7 @@ from pwm.data.format import open_dataset
 from pwm.probes import plots
 from pwm.probes.checkpoint import check_dataset, load_checkpoint, random_model
 from pwm.probes.config import ProbeError, load_config
-from pwm.probes.consequence import consequence_probe, read_pairs
+from pwm.probes.consequence import consequence_probe, read_pairs, usable_pairs
 from pwm.probes.items import open_items
 from pwm.probes.markdown import probe_report
 from pwm.probes.pipeline import Runner, probe_items, validate
@@ -106,7 +106,7 @@ def main(argv: list[str]) -> int:
         for ds in by.values():
             check_dataset(hp, ds, flag)
     if consequence is not None:
-        read_pairs(consequence, hp)
+        usable_pairs(read_pairs(consequence, hp), consequence, context, cfg)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = args.name or f"{hp['world']}-{hp['observation']}"

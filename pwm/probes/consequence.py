@@ -54,14 +54,9 @@ def read_pairs(dataset: Dataset, hparams: dict) -> np.ndarray:
     return rows
 
 
-@torch.no_grad()
-def consequence_probe(
-    module, dataset: Dataset, context: int, cfg: VoEConfig, device="cpu", progress=None
-) -> dict:
-    """Run the probe for a JEPAModule; returns per target {predicted, true, encoded, gap: lists
-    over steps} (means over held-out pairs)."""
-    pairs = read_pairs(dataset, dict(module.hparams))
-    model, observation = module.model, module.hparams["observation"]
+def usable_pairs(pairs: np.ndarray, dataset: Dataset, context: int, cfg: VoEConfig) -> np.ndarray:
+    """The pairs with `context` frames before t_event and consequence_horizon after it in the
+    episode; ProbeError if fewer than 4 (checked by the CLI before any work)."""
     T, S, H = dataset.shape("actions")[0], cfg.consequence_horizon, context
     ok = (pairs[:, 2] - H >= 0) & (pairs[:, 2] + S <= T)
     if ok.sum() < 4:
@@ -69,7 +64,18 @@ def consequence_probe(
             f"{dataset.root}: fewer than 4 pairs leave room for H = {H} frames before t_event "
             f"and {S} after it in {T}-frame episodes; lower consequence_horizon"
         )
-    pairs = pairs[ok]
+    return pairs[ok]
+
+
+@torch.no_grad()
+def consequence_probe(
+    module, dataset: Dataset, context: int, cfg: VoEConfig, device="cpu", progress=None
+) -> dict:
+    """Run the probe for a JEPAModule; returns per target {predicted, true, encoded, gap: lists
+    over steps} (means over held-out pairs)."""
+    pairs = usable_pairs(read_pairs(dataset, dict(module.hparams)), dataset, context, cfg)
+    model, observation = module.model, module.hparams["observation"]
+    S, H = cfg.consequence_horizon, context
     label = "consequence: encode"
     _, emb = run_model(
         model,
