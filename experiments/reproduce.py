@@ -54,8 +54,9 @@ plus about 1 min; data about 5 min. Per part, pixels / state: main (2 worlds x 3
 1.5 h / 0.5 h; ablations (5 variants x 2 worlds x 3 seeds, + `oracle` with state) about
 7.5 h / 2.8 h; curricula
 (4 schedules x 3 seeds) about 3.2 h / 1.2 h; legibility (3 seeds) about 0.75 h / 0.25 h;
-objects (state only, 3 variants x 2 worlds x 3 seeds; an object-centric run 15-16 min plus
-about 6 min of probes) about 6 h. The whole study about 23.5 h; `--obs state` alone about 11 h.
+objects (state only, 5 variants x 2 worlds x 3 seeds; an object-centric run 15-16 min plus
+about 6 min of probes, with history 18 about 26 min plus 11 min) about 14 h. The whole study
+about 31 h; `--obs state` alone about 18.5 h.
 """
 
 from __future__ import annotations
