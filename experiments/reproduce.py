@@ -103,7 +103,7 @@ OBJECTS = {  # with experiments/objects.yaml
 STATE_ONLY = ("oracle",)  # variants that need the simulator state (skipped with pixels)
 CURRICULA = ("civilized", "hobbesian", "mixed", "immunization")
 # the end-to-end political models also get the consequence probe (not objects-h18: the
-# counterfactual set's 40-frame episodes leave no room for 18 frames of context and 18 after)
+# counterfactual set has t_event 16 in every pair: no room for 18 frames of context)
 CONSEQUENCE = ("sigreg", "objects", *CURRICULA)
 HOLD6 = ["--cue-hold", "6"]  # cues stay drawn for the whole round (default 2 of round_len 6)
 
