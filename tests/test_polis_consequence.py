@@ -171,7 +171,9 @@ def test_probe_consequence_end_to_end_on_a_polis_checkpoint(sets, tmp_path, monk
     # no room for the horizon in these episodes: refused up front, before the VoE probe runs
     (tmp_path / "long.yaml").write_text(yaml.safe_dump(cfg | {"consequence_horizon": 1000}))
     late = tmp_path / "late"
-    argv[argv.index("--out") + 1], argv[-1] = str(late), str(tmp_path / "long.yaml")
+    argv = ["probe", "--ckpt", str(ckpt), "--items", str(items), "--consequence",
+            str(sets / "w1"), "--out", str(late),
+            "--config", str(tmp_path / "long.yaml")]  # fmt: skip
     code, err = run_pwm(argv, capsys, monkeypatch)
     assert code == 2 and len(err) == 1 and "lower consequence_horizon" in err[0], err
     assert not late.exists()
