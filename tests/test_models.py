@@ -126,3 +126,20 @@ def test_vit_self_attention_matches_torchvision_multihead_attention():
     expected.square().sum().backward()
     for (name, p), q in zip(enc.vit.named_parameters(), ref.parameters(), strict=True):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("objects", [1, 3])
+def test_last_only_prediction_equals_the_full_pass(objects):
+    """`last=True` (the probes' and rollout's path: the last block and the projector on the last
+    frame's tokens only) gives the full pass's last position."""
+    torch.manual_seed(0)
+    pred = Predictor(12, 2, 4, 6, 16, 3, 2, 8, 32, 0.0, objects=objects).eval()
+    for block in pred.blocks:  # leave AdaLN-zero's identity init, so every branch is used
+        torch.nn.init.normal_(block.ada[1].weight, std=0.1)
+    z, a = torch.randn(5, 6, 12), torch.randn(5, 6, 2)
+    last = pred(z, a, last=True)
+    assert last.shape == (5, 1, 12)
+    torch.testing.assert_close(last, pred(z, a)[:, -1:])
+    torch.testing.assert_close(
+        pred(z[:, :4], a[:, :4], last=True), pred(z[:, :4], a[:, :4])[:, -1:]
+    )

@@ -27,8 +27,9 @@ class WorldModel(nn.Module):
         z = self.projector(self.encoder(flat)).flatten(1)  # (B*T, D); objects concatenated
         return rearrange(z, "(b t) d -> b t d", b=B)  # (B, T, D)
 
-    def predict(self, z: Tensor, actions: Tensor) -> Tensor:  # (B, T, D), (B, T, A)
-        return self.predictor(z, actions)  # (B, T, D): position t predicts z_{t+1}
+    def predict(self, z: Tensor, actions: Tensor, last: bool = False) -> Tensor:
+        """(B, T, D), (B, T, A) -> (B, T, D): position t predicts z_{t+1}; `last`: (B, 1, D)."""
+        return self.predictor(z, actions, last)
 
     @torch.no_grad()
     def rollout(self, z_context: Tensor, actions: Tensor) -> Tensor:
@@ -44,7 +45,7 @@ class WorldModel(nn.Module):
         for s in range(steps):
             ctx = z[:, -H:]  # (B, <=H, D)
             a = actions[:, T0 + s - ctx.shape[1] : T0 + s]  # (B, <=H, A)
-            nxt = self.predict(ctx, a)[:, -1:]  # (B, 1, D)
+            nxt = self.predict(ctx, a, last=True)  # (B, 1, D)
             out.append(nxt)
             z = torch.cat([z, nxt], dim=1)  # (B, T0+s+1, D)
         return torch.cat(out, dim=1)  # (B, S, D)

@@ -54,8 +54,11 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(width, 3 * heads * head_dim)
         self.out = nn.Linear(heads * head_dim, width)
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:  # (B, T, W)
+    def forward(self, x: Tensor, mask: Tensor, queries: int | None = None) -> Tensor:
+        """x (B, T, W) -> (B, T, W); with `queries` q, only the last q positions ask (B, q, W)."""
         q, k, v = rearrange(self.qkv(x), "b t (n h d) -> n b h t d", n=3, h=self.heads)
+        if queries is not None:  # keys and values from every position, queries from the last
+            q, mask = q[:, :, -queries:], mask[-queries:]
         p = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, h, T, d)
         return self.out(rearrange(y, "b h t d -> b t (h d)"))  # (B, T, W)
@@ -76,13 +79,27 @@ class AdaLNZeroBlock(nn.Module):
         nn.init.zeros_(self.ada[1].weight)
         nn.init.zeros_(self.ada[1].bias)
 
-    def forward(self, x: Tensor, cond: Tensor, mask: Tensor) -> Tensor:  # (B, T k, W), (B, T, W)
-        mod = self.ada(cond)  # (B, T, 6W): once per frame, shared by the frame's k tokens
-        if mod.shape[1] != x.shape[1]:
-            mod = mod.repeat_interleave(x.shape[1] // mod.shape[1], dim=1)  # (B, T k, 6W)
-        s1, c1, g1, s2, c2, g2 = mod.chunk(6, dim=-1)  # 6 x (B, T k, W)
-        x = x + g1 * self.attn(modulate(self.norm1(x), s1, c1), mask)
-        return x + g2 * self.mlp(modulate(self.norm2(x), s2, c2))  # (B, T, W)
+    def forward(self, x: Tensor, cond: Tensor, mask: Tensor, last: int | None = None) -> Tensor:
+        """x (B, T k, W), cond (B, T, W) -> (B, T k, W), or with `last` k only the last frame's
+        k tokens (B, k, W): what a window's prediction of its next frame needs from this block.
+        """
+        B, Tk, W = x.shape
+        T = cond.shape[1]
+        mod = self.ada(cond)[:, :, None]  # (B, T, 1, 6W): once per frame, shared by its k tokens
+        s1, c1, g1, s2, c2, g2 = mod.chunk(6, dim=-1)  # 6 x (B, T, 1, W)
+
+        def per_frame(h: Tensor, shift: Tensor, scale: Tensor) -> Tensor:  # (B, T' k, W)
+            n = h.shape[1] * T // Tk  # T' frames
+            h = modulate(h.view(B, n, -1, W), shift[:, -n:], scale[:, -n:])
+            return h.view(B, -1, W)
+
+        def gated(h: Tensor, gate: Tensor) -> Tensor:  # (B, T' k, W) times the frame's gate
+            n = h.shape[1] * T // Tk
+            return (gate[:, -n:] * h.view(B, n, -1, W)).view(B, -1, W)
+
+        a = self.attn(per_frame(self.norm1(x), s1, c1), mask, None if last is None else last)
+        x = (x if last is None else x[:, -last:]) + gated(a, g1)
+        return x + gated(self.mlp(per_frame(self.norm2(x), s2, c2)), g2)  # (B, T k | k, W)
 
 
 class Predictor(nn.Module):
@@ -142,7 +159,10 @@ class Predictor(nn.Module):
             self.ident = nn.Parameter(torch.zeros(1, 1, objects, width))
             nn.init.trunc_normal_(self.ident, std=0.02)
 
-    def forward(self, z: Tensor, actions: Tensor) -> Tensor:  # (B, T, D), (B, T, A)
+    def forward(self, z: Tensor, actions: Tensor, last: bool = False) -> Tensor:
+        """z (B, T, D), actions (B, T, A) -> (B, T, D), position t predicting z_{t+1}; with
+        `last` only the last position's prediction (B, 1, D), the same numbers for less work
+        (the last block and the projector run on the last frame's tokens only: the probes)."""
         B, T, _ = z.shape
         if T > self.pos.shape[1]:
             raise ValueError(
@@ -159,7 +179,7 @@ class Predictor(nn.Module):
             cond = self.cond.expand(B, T, -1)  # (B, T, W)
         x = rearrange(x, "b t k w -> b (t k) w")  # (B, T k, W); cond stays per frame
         mask = object_causal_mask(T, k, self.history, z.device)  # (T k, T k)
-        for block in self.blocks:
-            x = block(x, cond, mask)
-        out = self.proj(self.norm(x))  # (B, T k, D/k)
-        return rearrange(out, "b (t k) d -> b t (k d)", k=k)  # (B, T, D)
+        for i, block in enumerate(self.blocks):
+            x = block(x, cond, mask, k if last and i == len(self.blocks) - 1 else None)
+        out = self.proj(self.norm(x))  # (B, T k | k, D/k)
+        return rearrange(out, "b (t k) d -> b t (k d)", k=k)  # (B, T | 1, D)

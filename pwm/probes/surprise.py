@@ -30,7 +30,7 @@ def frame_surprise(model: WorldModel, z: Tensor, actions: Tensor, context: int) 
     act = actions[:, :-1].unfold(1, context, 1)  # (B, T-H, A, H)
     ctx = rearrange(ctx, "b n d h -> (b n) h d")  # (B*(T-H), H, D)
     act = rearrange(act, "b n a h -> (b n) h a")  # (B*(T-H), H, A)
-    pred = model.predict(ctx, act)[:, -1]  # (B*(T-H), D): prediction of z_t
+    pred = model.predict(ctx, act, last=True)[:, 0]  # (B*(T-H), D): prediction of z_t
     target = rearrange(z[:, context:], "b n d -> (b n) d")  # (B*(T-H), D)
     err = ((pred - target) ** 2).mean(-1)  # (B*(T-H),)
     out = torch.full((B, T), float("nan"), device=z.device)
