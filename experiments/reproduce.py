@@ -13,9 +13,13 @@ Parts (default: all, in this order; each makes the datasets it needs first):
 - ablations: the same models with `--model.regularizer none` (the collapse), `vicreg`, and an EMA
   target with stop-gradient and no regulariser (BYOL / I-JEPA style), and SIGReg at lambda 1.0
   instead of 0.09 (`lam1`: the latents of the main runs lose the cues, see the `cues` linear
-  probe; does a stronger pull towards an isotropic Gaussian keep them?), and `frozen`: the
-  encoder and projector left at their random initialisation, only the predictor trained (a
-  random feature map keeps the cues: does the predictor then learn the social contingency?), and
+  probe; does a stronger pull towards an isotropic Gaussian keep them?), `stopgrad`: SIGReg
+  with the prediction target detached (LeWM's loss sends gradient into the target side too,
+  which pays the encoder to drop what the predictor cannot predict, such as a cue's onset; with
+  the target detached the encoder learns from the context side only: is the cue kept?),
+  `frozen`: the encoder and projector left at their random initialisation, only the predictor
+  trained (a random feature map keeps the cues: does the predictor then learn the social
+  contingency?), and
   `oracle` (state observations only): z is the simulator state itself, standardised per
   feature, so the predictor alone is tested on the contingency with every cue in its input and
   its target at unit scale (an upper bound on what this predictor and budget can learn).
@@ -32,7 +36,8 @@ Parts (default: all, in this order; each makes the datasets it needs first):
   its 6 agents (or discs), one shared per-object encoder and a predictor that attends over
   object tokens and time, trained end to end with SIGReg (`objects`), with the encoder frozen
   at its random initialisation (`objects-frozen`) and as the oracle (`objects-oracle`: z the
-  standardised state; in both the predictor alone learns), on both worlds. The
+  standardised state; in both the predictor alone learns), and end to end with the target
+  detached (`objects-sg`, as `stopgrad` above), on both worlds. The
   one-vector models drop the cue, and even the one-vector oracle learns each agent's own habit
   before the pairwise law: does a predictor in which "my partner" is one attention step learn
   that provocation makes defection expected? `objects-h18` and `objects-oracle-h18` give the
@@ -49,14 +54,14 @@ finished datasets, runs and probes are kept (runner.py), so an interrupted study
 it stopped and never overwrites a finished result (delete a run's folder to redo it).
 
 Expected time on this project's 2-core CPU (one run at a time; 6,000 steps per run), from the
-runs measured so far: a pixel run about 12 min plus about 3 min of probes, a state run 3-4.5 min
+runs measured so far: a pixel run about 12 min plus about 3 min of probes, a state run 3-6 min
 plus about 1 min; data about 5 min. Per part, pixels / state: main (2 worlds x 3 seeds) about
-1.5 h / 0.5 h; ablations (5 variants x 2 worlds x 3 seeds, + `oracle` with state) about
-7.5 h / 2.8 h; curricula
-(4 schedules x 3 seeds) about 3.2 h / 1.2 h; legibility (3 seeds) about 0.75 h / 0.25 h;
-objects (state only, 5 variants x 2 worlds x 3 seeds; an object-centric run 15-16 min plus
-about 6 min of probes, with history 18 about 26 min plus 11 min) about 14 h. The whole study
-about 31 h; `--obs state` alone about 18.5 h.
+1.5 h / 0.5 h; ablations (6 variants x 2 worlds x 3 seeds, + `oracle` with state) about
+9 h / 3.3 h; curricula (4 schedules x 3 seeds) about 3.2 h / 1.2 h; legibility (3 seeds) about
+0.75 h / 0.25 h; objects (state only, 6 variants x 2 worlds x 3 seeds; an object-centric run
+15-16 min plus about 3 min of probes, with history 18 about 26 min plus about 6 min; the probes
+took twice as long before the predictor's last-frame-only pass) about 14 h. The whole study
+about 34 h; `--obs state` alone about 19.5 h.
 """
 
 from __future__ import annotations
@@ -86,6 +91,8 @@ ABLATIONS = {
     "vicreg": ["--model.regularizer=vicreg"],
     "ema": ["--model.regularizer=none", "--model.target=ema"],
     "lam1": ["--model.lam=1.0"],  # SIGReg 11x stronger: does it keep the cues?
+    # SIGReg with the target detached: nothing pays the encoder to drop what it cannot predict
+    "stopgrad": ["--model.target=stopgrad"],
     "frozen": ["--model.regularizer=none", "--model.target=frozen"],  # predictor alone learns
     "oracle": ["--model.regularizer=none", "--model.target=oracle"],  # z = the state; state only
 }
@@ -94,6 +101,7 @@ OBJECTS = {  # with experiments/objects.yaml
     "objects": [],
     "objects-frozen": ABLATIONS["frozen"],  # a random per-object encoder keeps the cues
     "objects-oracle": ABLATIONS["oracle"],
+    "objects-sg": ABLATIONS["stopgrad"],  # end to end with SIGReg, target detached
     # history 18 frames (3 rounds) instead of 12: a trust change moves agents react_delay = 2
     # rounds after its exchange, so only a context of 18 frames still holds the exchange's cue
     # on every frame of the first round it acts on (the cue then helps predict the motion)
@@ -104,7 +112,7 @@ STATE_ONLY = ("oracle",)  # variants that need the simulator state (skipped with
 CURRICULA = ("civilized", "hobbesian", "mixed", "immunization")
 # the end-to-end political models also get the consequence probe (not objects-h18: the
 # counterfactual set has t_event 16 in every pair: no room for 18 frames of context)
-CONSEQUENCE = ("sigreg", "objects", *CURRICULA)
+CONSEQUENCE = ("sigreg", "stopgrad", "objects", "objects-sg", *CURRICULA)
 HOLD6 = ["--cue-hold", "6"]  # cues stay drawn for the whole round (default 2 of round_len 6)
 
 

@@ -9,7 +9,10 @@ with gradients flowing into both sides (LeWM: no EMA, no stop-gradient). The abl
 `target: ema` instead predicts the embeddings of an EMA copy of encoder+projector with
 stop-gradient (BYOL / I-JEPA style), and `target: frozen` keeps encoder and projector at their
 random initialisation and trains the predictor alone (the untrained-encoder ablation: a fixed
-random feature map that cannot learn to drop what it cannot predict); `target: oracle` (state
+random feature map that cannot learn to drop what it cannot predict); `target: stopgrad` keeps
+LeWM's online encoder and regulariser but detaches the prediction target (the loss's gradient
+reaches the encoder through the context frames only, so nothing pays it to drop from z what the
+predictor cannot predict); `target: oracle` (state
 observations only) replaces encoder and projector by the standardised simulator state itself,
 so the predictor alone is tested on what it can learn when no representation is in the way.
 Every step logs
@@ -44,6 +47,8 @@ from pwm.models import (
     ViTEncoder,
     WorldModel,
 )
+
+TARGETS = ("online", "stopgrad", "ema", "frozen", "oracle")  # model.target, see JEPAModule
 
 
 @dataclass(frozen=True)
@@ -125,11 +130,12 @@ class JEPAModule(L.LightningModule):
         regularizer: anti-collapse term: `sigreg` (LeWM), `vicreg`, or `none` (collapses).
         lam: weight lambda of the regulariser.
         num_directions: SIGReg's random directions M per step.
-        target: `online` (LeWM, gradients into both sides), `ema` (stop-gradient EMA target) or
-            `frozen` (encoder and projector fixed at initialisation; only the predictor learns;
-            their BatchNorm statistics still track the data) or `oracle` (state observations
-            only: z is the simulator state standardised per feature, no encoder parameters;
-            only the predictor learns).
+        target: `online` (LeWM, gradients into both sides), `stopgrad` (the same encoder as
+            target, detached: gradients through the context only), `ema` (stop-gradient EMA
+            target) or `frozen` (encoder and projector fixed at initialisation; only the
+            predictor learns; their BatchNorm statistics still track the data) or `oracle`
+            (state observations only: z is the simulator state standardised per feature, no
+            encoder parameters; only the predictor learns).
         ema_momentum: EMA decay of the target encoder when target is `ema`.
         objects: k, object tokens per frame: 1 (LeWM: one embedding per frame) or, with state
             observations, the number of objects in the state (object-centric: one shared encoder
@@ -153,7 +159,7 @@ class JEPAModule(L.LightningModule):
         regularizer: Literal["sigreg", "vicreg", "none"] = "sigreg",
         lam: float = 0.09,
         num_directions: int = 1024,
-        target: Literal["online", "ema", "frozen", "oracle"] = "online",
+        target: Literal["online", "stopgrad", "ema", "frozen", "oracle"] = "online",
         ema_momentum: float = 0.996,
         objects: int = 1,
         optim: OptimConfig = OptimConfig(),  # noqa: B008
@@ -174,8 +180,8 @@ class JEPAModule(L.LightningModule):
             raise ValueError(
                 f"model.regularizer must be sigreg, vicreg or none, got {regularizer!r}"
             )
-        if target not in ("online", "ema", "frozen", "oracle"):
-            raise ValueError(f"model.target must be online, ema, frozen or oracle, got {target!r}")
+        if target not in TARGETS:
+            raise ValueError(f"model.target must be one of {', '.join(TARGETS)}, got {target!r}")
         if target == "oracle" and observation != "state":
             raise ValueError(
                 "model.target oracle needs state observations (--data.observation=state)"
@@ -258,7 +264,10 @@ class JEPAModule(L.LightningModule):
         obs, actions = batch["obs"], batch["actions"]  # (B, L, ...), (B, L, A)
         z = self.model.encode(obs)  # (B, L, D)
         pred = self.model.predict(z[:, :-1], actions[:, :-1])  # (B, L-1, D)
-        target = self.ema_embed(obs) if self.hparams.target == "ema" else z
+        if self.hparams.target == "ema":
+            target = self.ema_embed(obs)
+        else:
+            target = z.detach() if self.hparams.target == "stopgrad" else z
         assert pred.shape == target[:, 1:].shape, (pred.shape, target.shape)
         losses = {"pred_loss": F.mse_loss(pred, target[:, 1:])}
         zt = rearrange(z, "b t d -> t b d")  # (L, B, D)

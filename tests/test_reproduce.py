@@ -58,7 +58,8 @@ def test_main_part_trains_every_world_observation_and_seed(calls, monkeypatch):
 
 
 def test_state_models_are_probed_in_their_own_world_only(calls, monkeypatch):
-    """State sizes differ between the worlds: only pixel models get the other world's items."""
+    """Only pixel models get the other world's items (a physics state's cue columns are zero in
+    training, so a state model's reading of Polis cues would be out of distribution)."""
     study(monkeypatch, "--part", "main", "--seeds", "0")
     by_out = {out.name: (items, options) for _, items, out, options in calls["probe"]}
     assert set(by_out) == {
@@ -99,6 +100,7 @@ def test_ablations_and_curricula(calls, monkeypatch):
     fits = {name: (configs, overrides) for name, configs, _, overrides in calls["fit"]}
     assert "--model.regularizer=none" in fits["study-physical-state-none-s1"][1]
     assert "--model.target=ema" in fits["study-political-state-ema-s1"][1]
+    assert fits["study-political-state-stopgrad-s1"][1][-1] == "--model.target=stopgrad"
     configs, overrides = fits["study-political-state-immunization-s1"]
     assert "experiments/curricula/immunization.yaml" in configs
     ramp = {"--data.ramp_start=2400", "--data.ramp_steps=1200"}
@@ -179,6 +181,7 @@ def test_objects_part_trains_the_object_centric_model_on_state_only(calls, monke
             "objects",
             "objects-frozen",
             "objects-oracle",
+            "objects-sg",
             "objects-h18",
             "objects-oracle-h18",
         )
@@ -187,6 +190,8 @@ def test_objects_part_trains_the_object_centric_model_on_state_only(calls, monke
         assert configs[-1] == "experiments/objects.yaml" and "--data.observation=state" in overrides
     assert "--model.target=oracle" in fits["study-political-state-objects-oracle-s0"][1]
     assert "--model.target=oracle" not in fits["study-political-state-objects-s0"][1]
+    assert "--model.target=stopgrad" in fits["study-political-state-objects-sg-s0"][1]
+    assert "--model.regularizer=none" not in fits["study-political-state-objects-sg-s0"][1]
     for name in ("objects-h18", "objects-oracle-h18"):  # history 18: windows of 19 frames
         overrides = fits[f"study-political-state-{name}-s0"][1]
         assert "--model.history=18" in overrides and "--data.window=19" in overrides
@@ -194,6 +199,7 @@ def test_objects_part_trains_the_object_centric_model_on_state_only(calls, monke
     assert not any("history" in o for o in fits["study-political-state-objects-s0"][1])
     by_out = {out.name: options for _, _, out, options in calls["probe"]}
     assert "--consequence" in by_out["political-state-objects-s0"]
+    assert "--consequence" in by_out["political-state-objects-sg-s0"]
     assert "--consequence" not in by_out["political-state-objects-h18-s0"]  # no room (H 18)
     calls["fit"].clear()
     study(monkeypatch, "--part", "objects", "--obs", "pixels")

@@ -38,6 +38,7 @@ def small(**kw) -> JEPAModule:
         {"regularizer": "vicreg"},
         {"regularizer": "none"},
         {"regularizer": "none", "target": "ema"},
+        {"target": "stopgrad"},
         {"regularizer": "none", "target": "frozen"},
         {"regularizer": "none", "target": "oracle"},
     ],
@@ -151,3 +152,26 @@ def test_validate_and_test_from_a_checkpoint_and_offline_wandb(toy_dataset, tmp_
         )
         assert res.returncode == 0, res.stderr[-2000:]
         assert f"{stage}/pred_loss" in res.stdout
+
+
+def test_stopgrad_target_sends_the_prediction_gradient_through_the_context_only():
+    """`target: stopgrad`: the encoder's gradient is that of the loss with z detached on the
+    target side (and differs from LeWM's online target, whose gradient also reaches it there)."""
+    batch = {"obs": torch.randn(6, 5, 12), "actions": torch.randn(6, 5, 2)}
+    grads = {}
+    for target in ("stopgrad", "online"):
+        torch.manual_seed(0)
+        m = small(regularizer="none", target=target)
+        m.model_step(batch, "train")["pred_loss"].backward()
+        grads[target] = [p.grad.clone() for p in m.model.encoder.parameters()]
+    torch.manual_seed(0)
+    m = small(regularizer="none")
+    z = m.model.encode(batch["obs"])
+    pred = m.model.predict(z[:, :-1], batch["actions"][:, :-1])
+    torch.nn.functional.mse_loss(pred, z.detach()[:, 1:]).backward()
+    want = [p.grad for p in m.model.encoder.parameters()]
+    for got, ref in zip(grads["stopgrad"], want, strict=True):
+        torch.testing.assert_close(got, ref)
+    assert any(
+        not torch.allclose(a, b) for a, b in zip(grads["stopgrad"], grads["online"], strict=True)
+    )
