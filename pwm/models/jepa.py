@@ -29,7 +29,9 @@ class WorldModel(nn.Module):
 
     def predict(self, z: Tensor, actions: Tensor, last: bool = False) -> Tensor:
         """(B, T, D), (B, T, A) -> (B, T, D): position t predicts z_{t+1}; `last`: (B, 1, D)."""
-        return self.predictor(z, actions, last)
+        if not last:  # the plain (z, actions) interface of any injected predictor
+            return self.predictor(z, actions)
+        return self.predictor(z, actions, last=True)
 
     @torch.no_grad()
     def rollout(self, z_context: Tensor, actions: Tensor) -> Tensor:
