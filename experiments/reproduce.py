@@ -19,10 +19,10 @@ Parts (default: all, in this order; each makes the datasets it needs first):
   the target detached the encoder learns from the context side only: is the cue kept?),
   `frozen`: the encoder and projector left at their random initialisation, only the predictor
   trained (a random feature map keeps the cues: does the predictor then learn the social
-  contingency?), and
-  `oracle` (state observations only): z is the simulator state itself, standardised per
-  feature, so the predictor alone is tested on the contingency with every cue in its input and
-  its target at unit scale (an upper bound on what this predictor and budget can learn).
+  contingency?), and `oracle` (state observations only): z is the simulator state itself,
+  standardised per feature, so the predictor alone is tested on the contingency with every cue
+  in its input and its target at unit scale (an upper bound on what this predictor and budget
+  can learn).
   The wholly untrained model needs no run: every probe scores randomly initialised networks of
   the same architecture (the `random_init` column and the chance band of every report).
 - curricula: the political model trained on the mixture set under the four data schedules of

@@ -266,8 +266,10 @@ class JEPAModule(L.LightningModule):
         pred = self.model.predict(z[:, :-1], actions[:, :-1])  # (B, L-1, D)
         if self.hparams.target == "ema":
             target = self.ema_embed(obs)
+        elif self.hparams.target == "stopgrad":
+            target = z.detach()
         else:
-            target = z.detach() if self.hparams.target == "stopgrad" else z
+            target = z
         assert pred.shape == target[:, 1:].shape, (pred.shape, target.shape)
         losses = {"pred_loss": F.mse_loss(pred, target[:, 1:])}
         zt = rearrange(z, "b t d -> t b d")  # (L, B, D)

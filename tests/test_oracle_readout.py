@@ -27,8 +27,9 @@ class Constant(nn.Module):
         super().__init__()
         self.value = value
 
-    def forward(self, z, actions):
-        return self.value.expand_as(z)
+    def forward(self, z, actions, last=False):
+        out = self.value.expand_as(z)
+        return out[:, -1:] if last else out
 
 
 def oracle() -> JEPAModule:

@@ -1,10 +1,12 @@
 """The JEPA world model: encoder -> projector -> embedding; predictor over embeddings (LeWM).
 
-Composes injected parts and never reads a config. `encode` embeds every frame of a batch of
-windows once; `predict` gives, at every position t, the prediction of z_{t+1} from the last H
-embeddings and the action a_t; `rollout` predicts autoregressively from a context with given
-future actions (for the consequence probe). An object-centric encoder gives k object features
-per frame, which the projector maps one by one and `encode` concatenates.
+Composes injected parts and never reads a config; a predictor is called as
+`predictor(z, actions, last=False)` (`last`: the last position only, models/predictor.py).
+`encode` embeds every frame of a batch of windows once; `predict` gives, at every position t,
+the prediction of z_{t+1} from the last H embeddings and the action a_t; `rollout` predicts
+autoregressively from a context with given future actions (for the consequence probe). An
+object-centric encoder gives k object features per frame, which the projector maps one by one
+and `encode` concatenates.
 """
 
 from __future__ import annotations
@@ -29,9 +31,7 @@ class WorldModel(nn.Module):
 
     def predict(self, z: Tensor, actions: Tensor, last: bool = False) -> Tensor:
         """(B, T, D), (B, T, A) -> (B, T, D): position t predicts z_{t+1}; `last`: (B, 1, D)."""
-        if not last:  # the plain (z, actions) interface of any injected predictor
-            return self.predictor(z, actions)
-        return self.predictor(z, actions, last=True)
+        return self.predictor(z, actions, last=last)
 
     @torch.no_grad()
     def rollout(self, z_context: Tensor, actions: Tensor) -> Tensor:

@@ -79,27 +79,22 @@ class AdaLNZeroBlock(nn.Module):
         nn.init.zeros_(self.ada[1].weight)
         nn.init.zeros_(self.ada[1].bias)
 
-    def forward(self, x: Tensor, cond: Tensor, mask: Tensor, last: int | None = None) -> Tensor:
-        """x (B, T k, W), cond (B, T, W) -> (B, T k, W), or with `last` k only the last frame's
-        k tokens (B, k, W): what a window's prediction of its next frame needs from this block.
+    def forward(self, x: Tensor, cond: Tensor, mask: Tensor, last: bool = False) -> Tensor:
+        """x (B, T k, W), cond (B, T, W) -> (B, T k, W); with `last` only the last frame's k
+        tokens (B, k, W): all a window's prediction of its next frame needs from a last block.
         """
         B, Tk, W = x.shape
-        T = cond.shape[1]
-        mod = self.ada(cond)[:, :, None]  # (B, T, 1, 6W): once per frame, shared by its k tokens
+        k = Tk // cond.shape[1]  # tokens per frame: each frame's condition is shared by its k
+        mod = self.ada(cond)[:, :, None]  # (B, T, 1, 6W): mapped once per frame
         s1, c1, g1, s2, c2, g2 = mod.chunk(6, dim=-1)  # 6 x (B, T, 1, W)
-
-        def per_frame(h: Tensor, shift: Tensor, scale: Tensor) -> Tensor:  # (B, T' k, W)
-            n = h.shape[1] * T // Tk  # T' frames
-            h = modulate(h.view(B, n, -1, W), shift[:, -n:], scale[:, -n:])
-            return h.view(B, -1, W)
-
-        def gated(h: Tensor, gate: Tensor) -> Tensor:  # (B, T' k, W) times the frame's gate
-            n = h.shape[1] * T // Tk
-            return (gate[:, -n:] * h.view(B, n, -1, W)).view(B, -1, W)
-
-        a = self.attn(per_frame(self.norm1(x), s1, c1), mask, None if last is None else last)
-        x = (x if last is None else x[:, -last:]) + gated(a, g1)
-        return x + gated(self.mlp(per_frame(self.norm2(x), s2, c2)), g2)  # (B, T k | k, W)
+        h = modulate(self.norm1(x).view(B, -1, k, W), s1, c1).view(B, Tk, W)
+        a = self.attn(h, mask, k if last else None).view(B, -1, k, W)  # (B, T | 1, k, W)
+        x = x.view(B, -1, k, W)  # (B, T, k, W)
+        if last:  # the last frame's tokens and conditions only
+            x, g1, s2, c2, g2 = x[:, -1:], g1[:, -1:], s2[:, -1:], c2[:, -1:], g2[:, -1:]
+        x = x + g1 * a
+        x = x + g2 * self.mlp(modulate(self.norm2(x), s2, c2))
+        return x.view(B, -1, W)  # (B, T k | k, W)
 
 
 class Predictor(nn.Module):
@@ -180,6 +175,6 @@ class Predictor(nn.Module):
         x = rearrange(x, "b t k w -> b (t k) w")  # (B, T k, W); cond stays per frame
         mask = object_causal_mask(T, k, self.history, z.device)  # (T k, T k)
         for i, block in enumerate(self.blocks):
-            x = block(x, cond, mask, k if last and i == len(self.blocks) - 1 else None)
+            x = block(x, cond, mask, last and i == len(self.blocks) - 1)
         out = self.proj(self.norm(x))  # (B, T k | k, D/k)
         return rearrange(out, "b (t k) d -> b t (k d)", k=k)  # (B, T | 1, D)
