@@ -44,7 +44,8 @@ Parts (default: all, in this order; each makes the datasets it needs first):
   same models a history of 18 frames instead of 12: a trust change moves agents two rounds after
   its exchange, so with 18 frames the exchange's cue is still in the context while it helps
   predict that motion (does the end-to-end encoder then keep it?), and A's earlier exchanges
-  hint at its disposition (does R rise?).
+  hint at its disposition (does R rise?). `objects-sg-h18`: the detached target with history 18
+  (the detached target keeps the cue at history 12; does the longer context then raise R and M1?).
 - report: `pwm report` over every finished probe -> runs/study-probes/REPORT.md, copied with the
   per-run metrics and the key plots to experiments/results/study/ with the command and commit.
 
@@ -58,10 +59,10 @@ runs measured so far: a pixel run about 12 min plus about 3 min of probes, a sta
 plus about 1 min; data about 5 min. Per part, pixels / state: main (2 worlds x 3 seeds) about
 1.5 h / 0.5 h; ablations (6 variants x 2 worlds x 3 seeds, + `oracle` with state) about
 9 h / 3.3 h; curricula (4 schedules x 3 seeds) about 3.2 h / 1.2 h; legibility (3 seeds) about
-0.75 h / 0.25 h; objects (state only, 6 variants x 2 worlds x 3 seeds; an object-centric run
+0.75 h / 0.25 h; objects (state only, 7 variants x 2 worlds x 3 seeds; an object-centric run
 15-16 min plus about 3 min of probes, with history 18 about 26 min plus about 6 min; the probes
-took twice as long before the predictor's last-frame-only pass) about 14 h. The whole study
-about 34 h; `--obs state` alone about 19.5 h.
+took twice as long before the predictor's last-frame-only pass) about 17 h. The whole study
+about 37 h; `--obs state` alone about 22.5 h.
 """
 
 from __future__ import annotations
@@ -107,6 +108,9 @@ OBJECTS = {  # with experiments/objects.yaml
     # on every frame of the first round it acts on (the cue then helps predict the motion)
     "objects-h18": LONG,
     "objects-oracle-h18": [*ABLATIONS["oracle"], *LONG],
+    # the detached target (which keeps the cue) with the 18-frame history: with the cue kept,
+    # does the longer context (A's earlier exchanges) raise R and M1?
+    "objects-sg-h18": [*ABLATIONS["stopgrad"], *LONG],
 }
 STATE_ONLY = ("oracle",)  # variants that need the simulator state (skipped with pixels)
 CURRICULA = ("civilized", "hobbesian", "mixed", "immunization")

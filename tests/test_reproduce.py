@@ -184,6 +184,7 @@ def test_objects_part_trains_the_object_centric_model_on_state_only(calls, monke
             "objects-sg",
             "objects-h18",
             "objects-oracle-h18",
+            "objects-sg-h18",
         )
     }
     for configs, overrides in fits.values():
@@ -192,15 +193,18 @@ def test_objects_part_trains_the_object_centric_model_on_state_only(calls, monke
     assert "--model.target=oracle" not in fits["study-political-state-objects-s0"][1]
     assert "--model.target=stopgrad" in fits["study-political-state-objects-sg-s0"][1]
     assert "--model.regularizer=none" not in fits["study-political-state-objects-sg-s0"][1]
-    for name in ("objects-h18", "objects-oracle-h18"):  # history 18: windows of 19 frames
+    # history 18: windows of 19 frames
+    for name in ("objects-h18", "objects-oracle-h18", "objects-sg-h18"):
         overrides = fits[f"study-political-state-{name}-s0"][1]
         assert "--model.history=18" in overrides and "--data.window=19" in overrides
     assert "--model.target=oracle" in fits["study-political-state-objects-oracle-h18-s0"][1]
+    assert "--model.target=stopgrad" in fits["study-political-state-objects-sg-h18-s0"][1]
     assert not any("history" in o for o in fits["study-political-state-objects-s0"][1])
     by_out = {out.name: options for _, _, out, options in calls["probe"]}
     assert "--consequence" in by_out["political-state-objects-s0"]
     assert "--consequence" in by_out["political-state-objects-sg-s0"]
     assert "--consequence" not in by_out["political-state-objects-h18-s0"]  # no room (H 18)
+    assert "--consequence" not in by_out["political-state-objects-sg-h18-s0"]
     calls["fit"].clear()
     study(monkeypatch, "--part", "objects", "--obs", "pixels")
     assert calls["fit"] == []
