@@ -4,7 +4,8 @@
    pixel-difference baseline reads the frames);
 2. the physical and the political world model, identical architecture and recipe
    (experiments/base.yaml + experiments/demo.yaml: the study's object-centric model on state
-   observations with its encoder frozen at random initialisation), trained briefly;
+   observations, trained end to end with SIGReg and the prediction target detached), trained
+   briefly;
 3. `pwm probe` of each model on both item sets (linear probes fitted on one part of each item
    set's groups and scored on the rest), then `pwm report` -> the 2x2 table.
 
@@ -21,7 +22,7 @@ from runner import dataset, fit, probe, run
 
 DATA, OUT = Path("data/demo"), Path("runs/demo-probes")
 SIZE = ["--image-size", "32"]
-STEPS = 1500
+STEPS = 1000
 
 
 def main() -> None:
