@@ -28,7 +28,11 @@ Parts (default: all, in this order; each makes the datasets it needs first):
 - curricula: the political model trained on the mixture set under the four data schedules of
   DESIGN 5.4 (experiments/curricula/*.yaml: civilized only, hobbesian only, mixed from the start,
   immunization), probed on civilized and on hobbesian Polis items, with linear probes (the
-  disposition probe among them) on the mixture set.
+  disposition probe among them) on the mixture set. With state observations each schedule is
+  also run with the object-centric model and its target detached (`objects-sg-<schedule>`,
+  objects.yaml + `--model.target=stopgrad`: the recipe that keeps the cues and has the best M1;
+  the one-vector curricula drop the cues and sit at chance, which leaves the immunization
+  question unanswered).
 - legibility: the political model on Polis with cues held for the whole round (`--cue-hold 6`
   instead of 2) and items made the same way: the latents of the main runs do not carry the cues
   (the `cues` linear probe), so this asks whether a cue that stays on screen is kept.
@@ -58,11 +62,12 @@ Expected time on this project's 2-core CPU (one run at a time; 6,000 steps per r
 runs measured so far: a pixel run about 12 min plus about 3 min of probes, a state run 3-6 min
 plus about 1 min; data about 5 min. Per part, pixels / state: main (2 worlds x 3 seeds) about
 1.5 h / 0.5 h; ablations (6 variants x 2 worlds x 3 seeds, + `oracle` with state) about
-9 h / 3.3 h; curricula (4 schedules x 3 seeds) about 3.2 h / 1.2 h; legibility (3 seeds) about
+9 h / 3.3 h; curricula (4 schedules x 3 seeds) about 3.2 h / 1.2 h, plus the
+object-centric schedules (state) about 4.5 h; legibility (3 seeds) about
 0.75 h / 0.25 h; objects (state only, 7 variants x 2 worlds x 3 seeds; an object-centric run
 15-16 min plus about 3 min of probes, with history 18 about 25-26 min plus 5-6 min; the probes
 took twice as long before the predictor's last-frame-only pass) about 17 h. The whole study
-about 37 h; `--obs state` alone about 22.5 h.
+about 41.5 h; `--obs state` alone about 27 h.
 """
 
 from __future__ import annotations
@@ -114,9 +119,12 @@ OBJECTS = {  # with experiments/objects.yaml
 }
 STATE_ONLY = ("oracle",)  # variants that need the simulator state (skipped with pixels)
 CURRICULA = ("civilized", "hobbesian", "mixed", "immunization")
+# the curricula with the object-centric detached-target recipe (the one that keeps the cues and
+# has the best M1 on Polis): `objects-sg-<schedule>`, state only
+OBJECT_CURRICULA = tuple(f"objects-sg-{c}" for c in CURRICULA)
 # the end-to-end political models also get the consequence probe (not objects-h18: the
 # counterfactual set has t_event 16 in every pair: no room for 18 frames of context)
-CONSEQUENCE = ("sigreg", "stopgrad", "objects", "objects-sg", *CURRICULA)
+CONSEQUENCE = ("sigreg", "stopgrad", "objects", "objects-sg", *CURRICULA, *OBJECT_CURRICULA)
 HOLD6 = ["--cue-hold", "6"]  # cues stay drawn for the whole round (default 2 of round_len 6)
 
 
@@ -194,16 +202,24 @@ def model_runs(d: dict, args, variant: str, overrides: list[str]) -> None:
 
 
 def curricula(d: dict, args) -> None:
-    """The political model on the mixture set under each data schedule."""
+    """The political model on the mixture set under each data schedule; with state
+    observations also the object-centric detached-target model (`objects-sg-<schedule>`)."""
+    ramp = ["--data.ramp_start=2400", "--data.ramp_steps=1200"]  # 40%, 20% of STEPS
+    sets = [("", d["polis_items"]), (" x hobbesian", d["hobbesian_items"])]
     for seed in args.seeds:
         for obs in args.obs:
-            for schedule in (c for c in CURRICULA if c in args.variants):
-                ramp = ["--data.ramp_start=2400", "--data.ramp_steps=1200"]  # 40%, 20% of STEPS
-                sets = [("", d["polis_items"]), (" x hobbesian", d["hobbesian_items"])]
-                train_and_probe(d, "polis", obs, schedule, seed,
-                                [f"experiments/curricula/{schedule}.yaml"],
-                                ramp if schedule == "immunization" else [], d["mixture"],
-                                sets, [d["mixture"]])  # fmt: skip
+            for schedule in CURRICULA:
+                runs = [(schedule, [], [])]
+                if obs == "state":
+                    runs.append((f"objects-sg-{schedule}", ["experiments/objects.yaml"],
+                                 OBJECTS["objects-sg"]))  # fmt: skip
+                for variant, extra, overrides in runs:
+                    if variant not in args.variants:
+                        continue
+                    train_and_probe(d, "polis", obs, variant, seed,
+                                    [*extra, f"experiments/curricula/{schedule}.yaml"],
+                                    [*overrides, *(ramp if schedule == "immunization" else [])],
+                                    d["mixture"], sets, [d["mixture"]])  # fmt: skip
 
 
 def legibility(d: dict, args) -> None:
@@ -341,8 +357,8 @@ def main() -> None:
     p.add_argument("--obs", nargs="+", choices=("pixels", "state"), default=["pixels", "state"])
     p.add_argument("--worlds", nargs="+", choices=("physics", "polis"),
                    default=["physics", "polis"])  # fmt: skip
-    p.add_argument("--variants", nargs="+", choices=(*ABLATIONS, *CURRICULA, *OBJECTS),
-                   default=[*ABLATIONS, *CURRICULA, *OBJECTS],
+    variants = (*ABLATIONS, *CURRICULA, *OBJECT_CURRICULA, *OBJECTS)
+    p.add_argument("--variants", nargs="+", choices=variants, default=list(variants),
                    help="the ablations, curricula and object-centric variants to run "
                         "(default: all)")  # fmt: skip
     args = p.parse_args()

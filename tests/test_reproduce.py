@@ -111,7 +111,30 @@ def test_ablations_and_curricula(calls, monkeypatch):
         for _, items, o, _ in calls["probe"]
         if items == [reproduce.DATA / "polis_items_hobbesian"]
     ]
-    assert len(hobbesian) == len(reproduce.CURRICULA)
+    # state: each schedule with the one-vector and with the object-centric detached-target model
+    assert len(hobbesian) == len(reproduce.CURRICULA) + len(reproduce.OBJECT_CURRICULA)
+
+
+def test_object_centric_curricula_detach_the_target_and_keep_the_schedule(calls, monkeypatch):
+    study(monkeypatch, "--part", "curricula", "--seeds", "0", "--variants",
+          *reproduce.OBJECT_CURRICULA)  # fmt: skip
+    fits = {name: (configs, overrides) for name, configs, _, overrides in calls["fit"]}
+    assert set(fits) == {f"study-political-state-objects-sg-{c}-s0" for c in reproduce.CURRICULA}
+    for schedule in reproduce.CURRICULA:
+        configs, overrides = fits[f"study-political-state-objects-sg-{schedule}-s0"]
+        # the schedule's config after objects.yaml: its data keys are the last word
+        schedule_yaml = f"experiments/curricula/{schedule}.yaml"
+        assert configs[-2:] == ["experiments/objects.yaml", schedule_yaml]
+        assert "--model.target=stopgrad" in overrides and "--data.observation=state" in overrides
+        assert f"--data.path={reproduce.DATA / 'polis_mixture'}" in overrides
+        assert ("--data.ramp_start=2400" in overrides) == (schedule == "immunization")
+    by_out = {out.name: options for _, _, out, options in calls["probe"]}
+    assert "--consequence" in by_out["political-state-objects-sg-mixed-s0"]
+    assert "political-state-objects-sg-mixed-x-hobbesian-s0" in by_out
+    calls["fit"].clear()
+    study(monkeypatch, "--part", "curricula", "--obs", "pixels", "--variants",
+          *reproduce.OBJECT_CURRICULA)  # fmt: skip
+    assert calls["fit"] == []  # state only
 
 
 def test_report_part_alone(calls, monkeypatch):
