@@ -103,7 +103,8 @@ ABLATIONS = {
     "oracle": ["--model.regularizer=none", "--model.target=oracle"],  # z = the state; state only
 }
 LONG = ["--model.history=18", "--data.window=19"]
-OBJECTS = {  # with experiments/objects.yaml
+OBJECT_CONFIG = "experiments/objects.yaml"
+OBJECTS = {  # with OBJECT_CONFIG
     "objects": [],
     "objects-frozen": ABLATIONS["frozen"],  # a random per-object encoder keeps the cues
     "objects-oracle": ABLATIONS["oracle"],
@@ -120,11 +121,13 @@ OBJECTS = {  # with experiments/objects.yaml
 STATE_ONLY = ("oracle",)  # variants that need the simulator state (skipped with pixels)
 CURRICULA = ("civilized", "hobbesian", "mixed", "immunization")
 # the curricula with the object-centric detached-target recipe (the one that keeps the cues and
-# has the best M1 on Polis): `objects-sg-<schedule>`, state only
-OBJECT_CURRICULA = tuple(f"objects-sg-{c}" for c in CURRICULA)
+# has the best M1 on Polis), state only: schedule -> variant name
+OBJECT_CURRICULA = {c: f"objects-sg-{c}" for c in CURRICULA}
 # the end-to-end political models also get the consequence probe (not objects-h18: the
 # counterfactual set has t_event 16 in every pair: no room for 18 frames of context)
-CONSEQUENCE = ("sigreg", "stopgrad", "objects", "objects-sg", *CURRICULA, *OBJECT_CURRICULA)
+CONSEQUENCE = (
+    "sigreg", "stopgrad", "objects", "objects-sg", *CURRICULA, *OBJECT_CURRICULA.values()
+)  # fmt: skip
 HOLD6 = ["--cue-hold", "6"]  # cues stay drawn for the whole round (default 2 of round_len 6)
 
 
@@ -209,13 +212,11 @@ def curricula(d: dict, args) -> None:
     for seed in args.seeds:
         for obs in args.obs:
             for schedule in CURRICULA:
-                runs = [(schedule, [], [])]
+                runs = {schedule: ([], [])}  # variant: (configs, overrides)
                 if obs == "state":
-                    runs.append((f"objects-sg-{schedule}", ["experiments/objects.yaml"],
-                                 OBJECTS["objects-sg"]))  # fmt: skip
-                for variant, extra, overrides in runs:
-                    if variant not in args.variants:
-                        continue
+                    runs[OBJECT_CURRICULA[schedule]] = ([OBJECT_CONFIG], OBJECTS["objects-sg"])
+                for variant in (v for v in runs if v in args.variants):
+                    extra, overrides = runs[variant]
                     train_and_probe(d, "polis", obs, variant, seed,
                                     [*extra, f"experiments/curricula/{schedule}.yaml"],
                                     [*overrides, *(ramp if schedule == "immunization" else [])],
@@ -239,7 +240,7 @@ def objects(d: dict, args) -> None:
     for seed in args.seeds:
         for variant in (v for v in OBJECTS if v in args.variants):
             for world in args.worlds:
-                train_and_probe(d, world, "state", variant, seed, ["experiments/objects.yaml"],
+                train_and_probe(d, world, "state", variant, seed, [OBJECT_CONFIG],
                                 OBJECTS[variant], d[world], [("", d[f"{world}_items"])],
                                 [d[world]])  # fmt: skip
 
@@ -357,7 +358,7 @@ def main() -> None:
     p.add_argument("--obs", nargs="+", choices=("pixels", "state"), default=["pixels", "state"])
     p.add_argument("--worlds", nargs="+", choices=("physics", "polis"),
                    default=["physics", "polis"])  # fmt: skip
-    variants = (*ABLATIONS, *CURRICULA, *OBJECT_CURRICULA, *OBJECTS)
+    variants = (*ABLATIONS, *CURRICULA, *OBJECT_CURRICULA.values(), *OBJECTS)
     p.add_argument("--variants", nargs="+", choices=variants, default=list(variants),
                    help="the ablations, curricula and object-centric variants to run "
                         "(default: all)")  # fmt: skip

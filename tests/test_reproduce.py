@@ -117,7 +117,7 @@ def test_ablations_and_curricula(calls, monkeypatch):
 
 def test_object_centric_curricula_detach_the_target_and_keep_the_schedule(calls, monkeypatch):
     study(monkeypatch, "--part", "curricula", "--seeds", "0", "--variants",
-          *reproduce.OBJECT_CURRICULA)  # fmt: skip
+          *reproduce.OBJECT_CURRICULA.values())  # fmt: skip
     fits = {name: (configs, overrides) for name, configs, _, overrides in calls["fit"]}
     assert set(fits) == {f"study-political-state-objects-sg-{c}-s0" for c in reproduce.CURRICULA}
     for schedule in reproduce.CURRICULA:
@@ -133,7 +133,7 @@ def test_object_centric_curricula_detach_the_target_and_keep_the_schedule(calls,
     assert "political-state-objects-sg-mixed-x-hobbesian-s0" in by_out
     calls["fit"].clear()
     study(monkeypatch, "--part", "curricula", "--obs", "pixels", "--variants",
-          *reproduce.OBJECT_CURRICULA)  # fmt: skip
+          *reproduce.OBJECT_CURRICULA.values())  # fmt: skip
     assert calls["fit"] == []  # state only
 
 
