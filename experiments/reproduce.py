@@ -62,7 +62,7 @@ Expected time on this project's 2-core CPU (one run at a time; 6,000 steps per r
 runs measured so far: a pixel run about 12 min plus about 3 min of probes, a state run 3-6 min
 plus about 1 min; data about 5 min. Per part, pixels / state: main (2 worlds x 3 seeds) about
 1.5 h / 0.5 h; ablations (6 variants x 2 worlds x 3 seeds, + `oracle` with state) about
-6 h / 3.3 h (a pixel ablation measured 7-13 min with its probes); curricula (4 schedules x
+6 h / 3.3 h (a pixel ablation measured 6.5-15 min with its probes); curricula (4 schedules x
 3 seeds) about 3.2 h / 1.2 h, plus the
 object-centric schedules (state; 15-25 min each with probes) about 4.8 h; legibility (3 seeds) about
 0.75 h / 0.25 h; objects (state only, 7 variants x 2 worlds x 3 seeds; an object-centric run
