@@ -52,6 +52,8 @@ Parts (default: all, in this order; each makes the datasets it needs first):
   (the detached target keeps the cue at history 12; does the longer context then raise R and M1?).
 - report: `pwm report` over every finished probe -> runs/study-probes/REPORT.md, copied with the
   per-run metrics and the key plots to experiments/results/study/ with the command and commit.
+  Probe runs committed there but missing under runs/study-probes/ (a fresh clone has none) are
+  unpacked first, so a report never drops a committed result.
 
 A seed S sets `seed_everything` and `data.split_seed` (initialisation, episode split, batch
 order). Runs are `runs/study-<model>-<obs>-<variant>-s<S>`, probes `runs/study-probes/...`;
@@ -314,8 +316,33 @@ def commit() -> str:
     )
 
 
+def restore() -> list[str]:
+    """Unpack the committed copy of every probe run that `runs/study-probes/` lacks.
+
+    `runs/` is not committed, so a fresh clone has none of the study's probes; without this a
+    report made there would cover only the runs made since and replace the committed one. A probe
+    folder that exists is kept as it is (a re-probed run wins over its committed copy)."""
+    restored = []
+    for src in sorted((RESULTS / "runs").glob("*/metrics.json.gz")):
+        dst = PROBES / src.parent.name
+        if (dst / "metrics.json").exists():
+            continue
+        dst.mkdir(parents=True, exist_ok=True)
+        for f in src.parent.iterdir():
+            if f != src:
+                shutil.copy2(f, dst / f.name)
+        tmp = dst / "metrics.json.tmp"
+        tmp.write_bytes(gzip.decompress(src.read_bytes()))
+        tmp.replace(dst / "metrics.json")  # last: the folder is a finished probe only once whole
+        restored.append(dst.name)
+    return restored
+
+
 def report(command: str) -> None:
-    """`pwm report` over every finished probe; curated copy under experiments/results/study."""
+    """`pwm report` over every finished probe and the committed ones (restored first); curated
+    copy under experiments/results/study."""
+    if restored := restore():
+        print(f"- restored {len(restored)} probe runs from {RESULTS / 'runs'}")
     probes = sorted(p.parent for p in PROBES.glob("*/metrics.json"))
     if not probes:
         raise SystemExit(f"no finished probes under {PROBES}: run the other parts first")

@@ -231,3 +231,25 @@ def test_objects_part_trains_the_object_centric_model_on_state_only(calls, monke
     calls["fit"].clear()
     study(monkeypatch, "--part", "objects", "--obs", "pixels")
     assert calls["fit"] == []
+
+
+def test_report_restores_committed_probes_and_keeps_local_ones(tmp_path, monkeypatch):
+    """A fresh clone has no runs/: the report step unpacks the committed probe copies first, so
+    it covers the whole study, never replaces a local probe, and is byte-exact."""
+    import gzip
+
+    results, probes = tmp_path / "results", tmp_path / "probes"
+    monkeypatch.setattr(reproduce, "RESULTS", results)
+    monkeypatch.setattr(reproduce, "PROBES", probes)
+    for name, body in (("a-s0", b'{"a": 1}'), ("b-s0", b'{"b": 2}')):
+        (results / "runs" / name).mkdir(parents=True)
+        (results / "runs" / name / "metrics.json.gz").write_bytes(gzip.compress(body))
+        (results / "runs" / name / "metrics.md").write_text(f"# {name}\n")
+    (probes / "b-s0").mkdir(parents=True)
+    (probes / "b-s0" / "metrics.json").write_bytes(b'{"b": "re-probed"}')
+    assert reproduce.restore() == ["a-s0"]
+    assert (probes / "a-s0" / "metrics.json").read_bytes() == b'{"a": 1}'
+    assert (probes / "a-s0" / "metrics.md").read_text() == "# a-s0\n"
+    assert not list(probes.glob("*/*.gz")) and not list(probes.glob("*/*.tmp"))
+    assert (probes / "b-s0" / "metrics.json").read_bytes() == b'{"b": "re-probed"}'
+    assert reproduce.restore() == []  # idempotent
