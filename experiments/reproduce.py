@@ -61,16 +61,17 @@ finished datasets, runs and probes are kept (runner.py), so an interrupted study
 it stopped and never overwrites a finished result (delete a run's folder to redo it).
 
 Expected time on this project's 2-core CPU (one run at a time; 6,000 steps per run), from the
-runs measured so far: a pixel run about 12 min plus about 3 min of probes, a state run 3-6 min
-plus about 1 min; data about 5 min. Per part, pixels / state: main (2 worlds x 3 seeds) about
+runs measured: a pixel run 9-12 min (fits 535-700 s) plus 1-3 min of probes, a state run 3-6 min
+plus about 1 min; data about 1.5-5 min. Per part, pixels / state: main (2 worlds x 3 seeds) about
 1.5 h / 0.5 h; ablations (6 variants x 2 worlds x 3 seeds, + `oracle` with state) about
-6 h / 3.3 h (a pixel ablation measured 6.5-15 min with its probes); curricula (4 schedules x
-3 seeds) about 3.2 h / 1.2 h, plus the
-object-centric schedules (state; 15-25 min each with probes) about 4.8 h; legibility (3 seeds) about
-0.75 h / 0.25 h; objects (state only, 7 variants x 2 worlds x 3 seeds; an object-centric run
-15-16 min plus about 3 min of probes, with history 18 about 25-26 min plus 5-6 min; the probes
-took twice as long before the predictor's last-frame-only pass) about 17 h. The whole study
-about 39 h; `--obs state` alone about 27.5 h.
+7 h / 3.3 h (a pixel ablation measured 6.5-15 min with its probes, most 10-13 min); curricula
+(4 schedules x 3 seeds) about 2.4 h / 1.2 h (pixels measured 45-52 min per seed), plus the
+object-centric schedules (state; 15-25 min each with probes) about 4.8 h; legibility (3 seeds)
+about 0.55 h / 0.25 h (pixels measured 32 min); objects (state only, 7 variants x 2 worlds x 3
+seeds; an object-centric run 15-16 min plus about 3 min of probes, with history 18 about 25-26
+min plus 5-6 min; the probes took twice as long before the predictor's last-frame-only pass)
+about 17 h. The whole study about 39 h; `--obs pixels` alone about 11.5 h, `--obs state` alone
+about 27.5 h.
 """
 
 from __future__ import annotations
