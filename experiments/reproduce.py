@@ -68,8 +68,8 @@ plus about 1 min; data about 1.5-5 min. Per part, pixels / state: main (2 worlds
 (4 schedules x 3 seeds) about 2.4 h / 1.2 h (pixels measured 45-52 min per seed), plus the
 object-centric schedules (state; 15-25 min each with probes) about 4.8 h; legibility (3 seeds)
 about 0.55 h / 0.25 h (pixels measured 32 min); objects (state only, 7 variants x 2 worlds x 3
-seeds; an object-centric run 15-16 min plus about 3 min of probes, with history 18 about 25-26
-min plus 5-6 min; the probes took twice as long before the predictor's last-frame-only pass)
+seeds; an object-centric run 15-16 min plus about 3 min of probes, with history 18 14-26 min
+plus 3-6 min; the probes took twice as long before the predictor's last-frame-only pass)
 about 17 h. The whole study about 39 h; `--obs pixels` alone about 11.5 h, `--obs state` alone
 about 27.5 h.
 """
