@@ -14,10 +14,13 @@ t, then the move t -> t+1.
   executed action flips with its tremble probability (not the ego's), and trust and memory
   update: the partner's trust builds slowly after a C (T += build (1 - T)) and collapses after an
   unjustified D (T *= 1 - collapse); a D is justified for the victim when it is a retaliation or
-  a punishment (agents.classify). Witnesses (third agents within witness_radius of the
-  exchange's midpoint) update their trust in each player more weakly, and do not lower it for a
-  retaliation (the pair's last exchange is public) or for a defection on a partner the witness
-  distrusts (standing rule). Cues and the link stay drawn for `cue_hold` frames.
+  a punishment (agents.classify). What a reciprocator answers is the world's `law`
+  (polis_config.py: `reciprocity`, any defection it suffered at the pair's last meeting;
+  `justice`, only an unjustified one, and it punishes partners it distrusts). Witnesses (third
+  agents within witness_radius of the exchange's midpoint) update their trust in each player
+  more weakly, and do not lower it for a retaliation (the pair's last exchange is public) or,
+  under `justice`, for a defection on a partner the witness distrusts (standing rule). Cues and
+  the link stay drawn for `cue_hold` frames.
 - Move: a social force pulls agent i toward j with weight T[i, j] - trust_prior (attraction to
   the trusted, repulsion from the distrusted), computed from the trust matrix of `react_delay`
   rounds ago: agents take that long to act on a change of heart, which also keeps everyone's

@@ -29,7 +29,7 @@ import numpy as np
 
 from data_gen import polis
 from data_gen.agents import DISPOSITIONS, EVENTS
-from data_gen.polis_config import POPULATION_NAMES, PolisConfig, parse_dispositions
+from data_gen.polis_config import LAWS, POPULATION_NAMES, PolisConfig, parse_dispositions
 from data_gen.polis_consequence import (
     ConsequenceConfig,
     simulate_consequence,
@@ -48,6 +48,7 @@ _WORLD = {  # option -> (config field, type, help)
         str,
         f"custom mix NAME=W,... over {', '.join(DISPOSITIONS)}",
     ),
+    "--law": ("law", str, "|".join(LAWS) + ": what a reciprocator answers (DESIGN 3.3)"),
     "--round-len": ("round_len", int, "frames between exchange rounds"),
     "--radius": ("radius", float, "disc radius, box units"),
     "--exchange-radius": ("exchange_radius", float, "max centre distance of partners"),

@@ -16,6 +16,18 @@ Populations (disposition weights per agent; `noisy_fraction` of agents tremble a
 - `hobbesian`: many defectors and machiavellians; defection is common.
 - `mixture`: each episode is hobbesian with probability `hobbesian_fraction`, else civilized.
 - `custom`: the weights given in `dispositions` (e.g. from `--dispositions reciprocator=1`).
+
+Laws, a ladder of legibility (DESIGN 3.3; `law`, polis_exchange.py applies them):
+
+- `reciprocity` (lag 1): a reciprocator answers *any* defection it suffered at the pair's next
+  meeting, and nothing else moves its choice: "my partner defected on me last time" (one round
+  of the pair's history) settles it. Trust still builds and collapses (after an unprovoked
+  defection) and drives who approaches whom, but it does not enter decisions, and witnesses
+  lower their trust in every unprovoked defector (no standing rule).
+- `justice` (lag 2; the first study's law, the default): a reciprocator answers only an
+  *unjustified* defection (not a retaliation or punishment of itself), and also punishes a
+  partner it distrusts (bad standing); witnesses excuse a punishment of an agent they distrust.
+  Whether a defection was provoked is readable only from two rounds of the pair's history.
 """
 
 from __future__ import annotations
@@ -30,6 +42,7 @@ POPULATIONS = {
     "hobbesian": (0.15, 0.05, 0.10, 0.05, 0.35, 0.30),
 }
 POPULATION_NAMES = (*POPULATIONS, "mixture", "custom")
+LAWS = ("reciprocity", "justice")
 
 
 def parse_dispositions(text: str) -> tuple[float, ...]:
@@ -60,6 +73,7 @@ class PolisConfig:
         population: civilized, hobbesian, mixture or custom.
         hobbesian_fraction: for `mixture`, the probability that an episode is hobbesian.
         dispositions: for `custom`, weights in DISPOSITIONS order.
+        law: `reciprocity` (lag 1) or `justice` (lag 2), see the module docstring.
         round_len: frames between exchange rounds (at frames round_len, 2 round_len, ...).
         radius: disc radius.
         exchange_radius: centre distance below which two agents can be paired for an exchange.
@@ -86,6 +100,7 @@ class PolisConfig:
     population: str = "civilized"
     hobbesian_fraction: float = 0.0
     dispositions: tuple[float, ...] = ()
+    law: str = "justice"
     round_len: int = 6
     radius: float = 0.05
     exchange_radius: float = 0.22
@@ -114,6 +129,8 @@ class PolisConfig:
             raise ValueError(
                 f"unknown population {self.population!r}; known: {', '.join(POPULATION_NAMES)}"
             )
+        if self.law not in LAWS:
+            raise ValueError(f"unknown law {self.law!r}; known: {', '.join(LAWS)}")
         if self.population == "custom" and len(self.dispositions) != len(DISPOSITIONS):
             raise ValueError("population 'custom' needs --dispositions NAME=WEIGHT,...")
         if not 2 <= self.n_agents <= 12:

@@ -12,8 +12,12 @@ every pair found by `polis.pair` and updates `Social` in place. The laws (DESIGN
   witness_collapse, except that they never lower it for a retaliation (the pair's last exchange
   is public) or for a defection on a partner they themselves distrust (the standing rule:
   punishing an agent of bad standing costs no reputation).
-- Memory: `last[i, j]` is i's last action toward j (none, C, unjustified D, justified D);
-  "provoked" means the partner's last action toward me was an unjustified D.
+- Memory: `last[i, j]` is i's last action toward j (none, C, unjustified D, justified D).
+- The law (`config.law`, polis_config.py) decides what moves a choice. `justice`: "provoked"
+  means the partner's last action toward me was an *unjustified* D, and a partner I distrust is
+  punished (the standing rule, also applied by witnesses). `reciprocity`: "provoked" means the
+  partner's last action toward me was any D; trust does not enter choices ("distrusted" is
+  never set) and witnesses excuse retaliations only.
 
 Scripts (item variants) can force an executed action (the probability recorded is still the
 policy's probability of that action, so an item's surprisal is exact) or make an agent update
@@ -68,9 +72,13 @@ def exchange(config: PolisConfig, soc: Social, sc, r: int, pos, partner, force, 
     witness = (
         (dist < config.witness_radius) & paired[:, None] & (k != ii[:, None]) & (k != j[:, None])
     )  # (B, K, N)
+    justice = config.law == "justice"
+    last_ji = soc.last[bi, j, ii]  # (B, N): my partner's last action toward me
+    # the defections a reciprocator answers: unjustified ones (justice), or any (reciprocity)
+    answered = (LAST_DU,) if justice else (LAST_DU, LAST_DJ)
     o = agents.Obs(
-        provoked=paired & (soc.last[bi, j, ii] == LAST_DU),
-        distrusted=paired & (t_ij < config.distrust),
+        provoked=paired & np.isin(last_ji, answered),
+        distrusted=paired & (t_ij < config.distrust) & justice,
         grudge=paired & soc.grudge[bi, ii, j],
         witnessed=witness.any(1),
         generosity=config.generosity,
@@ -97,7 +105,9 @@ def exchange(config: PolisConfig, soc: Social, sc, r: int, pos, partner, force, 
     t_new = np.where(hurt, t_ij * (1 - config.collapse), t_new)
 
     t_kj = np.take_along_axis(soc.trust, np.broadcast_to(j[:, None], (b, n, n)), axis=2)
-    excused = o.provoked[:, None] | (t_kj < config.distrust)  # (B, K, N): k excuses i's D
+    # (B, K, N): witness k excuses i's D (a retaliation; under justice also a punishment of an
+    # agent of bad standing in k's eyes)
+    excused = o.provoked[:, None] | ((t_kj < config.distrust) & justice)
     act = executed[:, None]  # (B, 1, N)
     up = witness & (act == C) & ~soc.grudge
     down = witness & (act == D) & ~excused

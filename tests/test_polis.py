@@ -27,9 +27,10 @@ def scenario(cfg, pos, dispositions):
     return sc
 
 
-def play(disposition, partner, witness=None, **changes):
+def play(disposition, partner, witness=None, own="", **changes):
     """Agent 1 of `disposition` against the ego playing the string `partner` (C/D per round);
-    returns agent 1's executed actions as a string. `witness`: a third agent near or far."""
+    returns agent 1's executed actions as a string. `witness`: a third agent near or far.
+    `own`: agent 1's executed actions forced in the first rounds (C/D; `.` = its own choice)."""
     kw = {**STILL, "build": 0.5, **changes}
     n = 2 if witness is None else 3
     cfg = PolisConfig(n_agents=n, frames=(len(partner) + 1) * 6, image_size=0, **kw)
@@ -37,6 +38,9 @@ def play(disposition, partner, witness=None, **changes):
     sc = scenario(cfg, pos, [COOPERATOR, disposition, COOPERATOR][:n])
     script = polis.Script.natural(cfg, 1)
     script.force[:, 0, 0] = [1 if a == "C" else 0 for a in partner]
+    for r, a in enumerate(own):
+        if a != ".":
+            script.force[r, 0, 1] = 1 if a == "C" else 0
     truth = polis.run(cfg, sc, script)
     return "".join("DC"[a] for a in truth["executed"][0, 6::6, 1])
 
@@ -58,6 +62,31 @@ PARTNER = "CCDCCDDCCC"
 )
 def test_disposition_against_scripted_partner(disposition, expected, changes):
     assert play(disposition, PARTNER, **changes) == expected
+
+
+@pytest.mark.parametrize(
+    "law, expected",
+    [
+        # agent 1 trembles into D at round 0; the ego retaliates at round 1 (a justified D)
+        ("justice", "DCCCCC"),  # a justified D is not answered
+        ("reciprocity", "DCDCCC"),  # any D is answered
+    ],
+)
+def test_reciprocator_answers_what_its_law_says(law, expected):
+    assert play(RECIPROCATOR, "CDCCCC", own="D", law=law) == expected
+
+
+def test_under_reciprocity_trust_does_not_enter_choices():
+    # the ego betrays at round 0; agent 1 retaliates once and forgives when the ego cooperates
+    # (reciprocity) or keeps punishing while its trust is low (justice, build 0.15: slow)
+    slow = dict(build=0.15)
+    assert play(RECIPROCATOR, "DCCCCC", law="reciprocity", **slow) == "CDCCCC"
+    assert play(RECIPROCATOR, "DCCCCC", law="justice", **slow) == "CDDDCC"  # trust 0.46 at r4
+
+
+def test_unknown_law_is_refused():
+    with pytest.raises(ValueError, match="unknown law 'anarchy'; known: reciprocity, justice"):
+        PolisConfig(law="anarchy")
 
 
 def test_machiavellian_cooperates_only_when_watched():
@@ -229,6 +258,7 @@ def test_cli_generate_manifest_rates_and_workers(tmp_path, capsys):
     "flags, message",
     [
         (["--population", "utopia"], "unknown population"),
+        (["--law", "anarchy"], "unknown law"),
         (["--dispositions", "saint=1"], "unknown disposition"),
         (["--hobbesian-fraction", "1.5"], "--hobbesian-fraction"),
         (["--tremble", "-0.1"], "--tremble"),
