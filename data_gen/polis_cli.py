@@ -7,8 +7,8 @@ the world's `simulate` to the sharded writer.
 
 `generate` records the base rate of every event type (agents.EVENTS) among the executed
 actions of the whole dataset, overall and per population, in the manifest (`base_rates`), and
-prints them as one summary line. `items` writes `--items` groups of len(CONDITIONS) episodes,
-so every condition gets `--items` items, and `items.json` (see polis_items.py).
+prints them as one summary line. `items` writes `--items` groups of one episode per condition
+of the world's law, so every condition gets `--items` items, and `items.json` (polis_items.py).
 
 `items --consequence` writes a counterfactual set instead: `--items` pairs of episodes (the ego
 cooperates / defects at one natural exchange) and `consequence.json`, the input of `pwm probe
@@ -35,7 +35,7 @@ from data_gen.polis_consequence import (
     simulate_consequence,
     write_consequence_json,
 )
-from data_gen.polis_items import NAMES, ItemsConfig, simulate_items, write_items_json
+from data_gen.polis_items import ItemsConfig, simulate_items, write_items_json
 from data_gen.writer import generate_dataset
 from pwm.data.format import shard_name
 
@@ -153,7 +153,7 @@ def run(args: argparse.Namespace, command: str) -> None:
             args.out,
             functools.partial(simulate_items, cfg),
             meta,
-            args.items * len(NAMES),
+            args.items * len(cfg.names),
             episodes_per_shard=cfg.episodes_per_shard,
             extra_files=functools.partial(write_items_json, cfg=cfg),
             **common,

@@ -1,32 +1,41 @@
 """Polis violation-of-expectation items (DESIGN 4.2): one item = one episode of an item set.
 
 A *group* is built from one natural history (polis_search.py) and holds one item of every
-condition, in CONDITIONS order, so group g is episodes [12 g, 12 g + 12). A = the trusted
-partner whose action is the event, B = the focal agent. Construction:
+condition, in `names_of(law)` order (CONDITIONS minus the controls the world's law cannot
+produce), so group g is episodes [G g, G g + G). A = the trusted partner whose action is the
+event, B = the ego (agent 0), whose actions are the model's recorded action inputs: at the event
+B's action is given, identical in the two items of every comparison, so only A's action can
+surprise and "M1 must not be decided by B" holds by construction (DESIGN 4.2). Construction:
 
-- The M-group conditions replay one natural run (a "base": A and B cooperated at their first K
-  meetings, then met at the next two rounds, t* and t2) under scripts that only force executed
-  actions from round K on (a forced action is a tremble or the lawful choice; its exact policy
-  probability is the item's surprisal). trust_C / trust_D differ only in A's action at t*
-  (identical prefix: M2), so do provoked_D / provoked_C (R). provoked_* differ from trust_* only
-  by B's action at round K (M1): with react_delay >= 2 (checked) the trust change moves nobody
-  before t* + round_len, so in trust_D and provoked_D the frames [t*, t* + round_len) are
-  identical pixel for pixel. visual_C is trust_C with A's colour changed from t* on; teleport is
-  trust_C with A jumping to a distant free spot at t*; forgive_lawful / forgive_acausal follow
-  the betrayal (trust_D) to the pair's next meeting t2, where B retaliates (lawful) or, having
-  updated its trust and memory as if A had cooperated (a violation of the trust law),
-  cooperates and keeps approaching A.
-- The controls (habitual_D, stranger_D, noisy_D, norm_D) are natural events found in their own
-  runs, nothing forced; they are paired with the group's betrayal by group, not by prefix.
+- The M-group conditions replay one natural run (a "base": A and the ego met for the first time
+  K rounds before t* and cooperated mutually at each of those K consecutive rounds, then met at
+  the next two rounds, t* and t2) under scripts that force executed actions from the K-th
+  meeting on (a forced action is a tremble, the lawful choice or the ego's choice; its exact
+  policy probability is the item's surprisal). The ego cooperates at t* in every M-group item.
+  trust_C / trust_D differ only in A's action at t* (identical prefix: M2), so do provoked_D /
+  provoked_C (R). provoked_* differ from trust_* only by the ego's action at the K-th meeting
+  (M1, and its mirror M1C): with react_delay >= 2 (checked) the trust change moves nobody before
+  t* + round_len, so in trust_D and provoked_D the frames [t*, t* + round_len) are identical
+  pixel for pixel. visual_C is trust_C with A's colour changed from t* on; teleport is trust_C
+  with A jumping to a distant free spot at t*; forgive_lawful / forgive_acausal follow the ego's
+  betrayal of A at t* to the pair's next meeting t2, where A retaliates (lawful) or, having
+  updated its trust and memory as if the ego had cooperated (a violation of the trust law),
+  cooperates and keeps approaching the ego.
+- The controls (habitual_D, stranger_D, noisy_D, and norm_D under `justice`) are natural events
+  found in their own runs, nothing forced; they are paired with the group's betrayal by group,
+  not by prefix.
 - Every variant's event meeting is checked to happen in the replayed run; a group where one
   does not is dropped. Nothing is placed by hand except the teleport's landing spot.
 
 Each item episode is the crop [t_event - before, t_event + after) of its run, so every item
-has t_star = before. Dose-response: each group has one K (cycling over KS); every item carries
-its `K` (for controls: the number of earlier A-B meetings), and comparisons `M2_K{k}`/`Q_K{k}`
-restrict M2 and Q to the groups with that K. Ideal surprisal: -log P(A's and B's executed
-actions at the event | full state), from the policy probabilities; a law violation (teleport,
-acausal forgiveness) has probability 0 and is stored as IMPOSSIBLE (items.json's
+has t_star = before; the default `before` (60 frames, 10 rounds) holds the context of a model
+that steps one round at a time. Dose-response: each group has one K (cycling over KS); every
+item carries its `K` (for controls: the number of earlier A-ego meetings), and comparisons
+`M2_K{k}`/`Q_K{k}` restrict M2 and Q to the groups with that K; the M-group's whole history is
+its K rounds, so a model sees all of it when K rounds fit its context (the probe keeps only those
+K, DESIGN 4.2). Ideal surprisal: -log P(A's executed action at the event | full state), from the
+policy probabilities (B's action, the ego's, is an input, not an event); a law violation
+(teleport, acausal forgiveness) has probability 0 and is stored as IMPOSSIBLE (items.json's
 `ideal_surprisal_violation`, the same value as physics items).
 """
 
@@ -44,32 +53,35 @@ from data_gen.polis_config import PolisConfig
 from data_gen.render import PALETTE
 from pwm.data.format import DatasetError, open_dataset, shard_name, write_json_atomic
 
-KS = (1, 2, 4, 8, 16)
+KS = (1, 2, 4, 8)
 IMPOSSIBLE = 1e9  # surprisal stored for events of probability 0 (as physics_items does)
 ITEMS_FILE = "items.json"
 _P, _I = "plausible", "implausible"
 CONDITIONS = {
-    "trust_C": (_P, "A and B cooperated at their K meetings; A cooperates at t*"),
+    "trust_C": (_P, "A and the ego cooperated at their K meetings; A cooperates at t*"),
     "trust_D": (_I, "same history; A defects at t*, unprovoked (betrayal, a tremble)"),
-    "provoked_D": (_P, "as trust_*, but B defected on A at meeting K; A retaliates at t*"),
+    "provoked_D": (_P, "as trust_*, but the ego defected on A at meeting K; A retaliates at t*"),
     "provoked_C": (_I, "as provoked_D; A (reciprocator or grim) cooperates at t*"),
     "visual_C": (_P, "trust_C with A's colour changed from t* on (appearance only)"),
     "teleport": (_I, "trust_C, but at t* A jumps to a distant free spot (game physics violated)"),
-    "forgive_lawful": (_P, "after the betrayal, B retaliates at the next meeting (t*)"),
-    "forgive_acausal": (_I, "after the betrayal, B trusts A as if it had cooperated: B "
-                            "cooperates at the next meeting (t*) and keeps approaching A"),
-    "habitual_D": (_P, "A defected on B at every earlier meeting and defects at t* (natural)"),
-    "stranger_D": (_P, "A meets B for the first time and defects at t* (natural)"),
-    "noisy_D": (_P, "noisy A trembled on B before and trembles into a defection at t*"),
-    "norm_D": (_P, "A saw B defect unprovoked on a third agent; A punishes B at t* (natural)"),
+    "forgive_lawful": (_P, "the ego betrays A at their last meeting; A retaliates at t*"),
+    "forgive_acausal": (_I, "the ego betrays A at their last meeting; A trusts the ego as if it "
+                            "had cooperated: cooperates at t* and keeps approaching"),
+    "habitual_D": (_P, "A defected on the ego at every earlier meeting, defects at t* (natural)"),
+    "stranger_D": (_P, "A meets the ego for the first time and defects at t* (natural)"),
+    "noisy_D": (_P, "noisy A trembled on the ego before and trembles into a defection at t*"),
+    "norm_D": (_P, "A saw the ego defect unprovoked on a third agent; A punishes it at t* "
+                   "(natural; law justice only)"),
 }  # fmt: skip
 NAMES = tuple(CONDITIONS)
+M_GROUP = NAMES[:8]  # replays of one base; the rest are natural controls
 COMPARISONS = [
     ("M2", ["trust_D"], ["trust_C"]),
     ("R", ["provoked_C"], ["provoked_D"]),
     ("M1", ["trust_D"], ["provoked_D"]),
+    ("M1C", ["provoked_C"], ["trust_C"]),  # M1's mirror: the same histories, A cooperates
     ("Q", ["trust_D", "provoked_C"], ["trust_C", "provoked_D"]),
-    *[(f"control_{c}", ["trust_D"], [f"{c}_D"]) for c in ("habitual", "stranger", "noisy", "norm")],
+    *[(f"control_{c}", ["trust_D"], [f"{c}_D"]) for c in search.CONTROLS],
     ("control_visual", ["trust_D"], ["visual_C"]),
     ("forgiveness", ["forgive_acausal"], ["forgive_lawful"]),
     ("teleport", ["teleport"], ["trust_C"]),
@@ -80,13 +92,24 @@ _SOURCE = dict(trust_C="TC", trust_D="TD", provoked_D="PD", provoked_C="PC", vis
                teleport="TP", forgive_lawful="FL", forgive_acausal="FA")  # fmt: skip
 
 
+def names_of(law: str) -> tuple[str, ...]:
+    """The conditions of an item set of this law, in group order."""
+    return (*M_GROUP, *(f"{c}_D" for c in search.controls_of(law)))
+
+
+def comparisons_of(law: str) -> list[tuple[str, list[str], list[str]]]:
+    """COMPARISONS whose conditions an item set of this law has."""
+    have = set(names_of(law))
+    return [c for c in COMPARISONS if set(c[1] + c[2]) <= have]
+
+
 @dataclass(frozen=True)
 class ItemsConfig:
     """`pwm items polis` config: the world searched (its `frames` = search run length), the crop
     (`before`, `after` frames around t*) and the search batch size."""
 
     world: PolisConfig = field(default_factory=lambda: PolisConfig(frames=480))
-    before: int = 24
+    before: int = 60
     after: int = 16
     search_batch: int = 256
 
@@ -99,19 +122,26 @@ class ItemsConfig:
                              f"{self.before}, {self.after}")  # fmt: skip
         if w.frames < self.before + self.after + (max(KS) + 3) * w.round_len:
             raise ValueError(f"--search-frames {w.frames} is too short for K = {max(KS)}")
-        if w.n_agents < 4:
-            raise ValueError("items need --agents >= 4 (A, B, a third party and the ego)")
+        if w.n_agents < 3:
+            raise ValueError("items need --agents >= 3 (A, the ego and a third party)")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The conditions of one group, in order."""
+        return names_of(self.world.law)
 
     @property
     def episodes_per_shard(self) -> int:
-        return 10 * len(NAMES)  # 10 groups: two of each K
+        return 8 * len(self.names)  # 8 groups: two of each K
 
 
 def simulate_items(cfg: ItemsConfig, rng: np.random.Generator, episodes: int) -> dict:
-    """`generate_dataset`'s simulate: `episodes` (a multiple of 12) item episodes, group-major."""
-    groups = episodes // len(NAMES)
+    """`generate_dataset`'s simulate: `episodes` (a multiple of the conditions) item episodes,
+    group-major."""
+    names, controls = cfg.names, search.controls_of(cfg.world.law)
+    groups = episodes // len(names)
     ks = [KS[g % len(KS)] for g in range(groups)]
-    runs, pool_b, pool_c = [], {k: [] for k in KS}, {c: [] for c in search.CONTROLS}
+    runs, pool_b, pool_c = [], {k: [] for k in KS}, {c: [] for c in controls}
     done = {k: [] for k in KS}  # verified replays per K
     for _ in range(100):
         want = {k: ks.count(k) - len(done[k]) for k in KS}
@@ -127,11 +157,11 @@ def simulate_items(cfg: ItemsConfig, rng: np.random.Generator, episodes: int) ->
     items = []  # (one run's truth, t_event, recolour A, condition, Found)
     for g, k in enumerate(ks):
         built, base = done[k][ks[:g].count(k)]
-        for name in NAMES[:8]:
+        for name in M_GROUP:
             truth, t_ev, _ = built[_SOURCE[name]]
             t_ev += cfg.world.round_len if name.startswith("forgive") else 0
             items.append((truth, t_ev, name == "visual_C", name, base))
-        for kind in search.CONTROLS:
+        for kind in controls:
             i, found = pool_c[kind][g]
             t_ev = (found.round + 1) * cfg.world.round_len
             items.append((_one(runs[i][1], found.episode), t_ev, False, f"{kind}_D", found))
@@ -148,7 +178,7 @@ def _search(cfg: ItemsConfig, rng, runs: list, pool_b: dict, pool_c: dict, want:
     w = cfg.world
     for _ in range(400):
         short_b = [k for k in KS if len(pool_b[k]) < want[k]]
-        short_c = [c for c in search.CONTROLS if len(pool_c[c]) < groups]
+        short_c = [c for c in pool_c if len(pool_c[c]) < groups]
         if not short_b and not short_c:
             return
         sc = polis.draw_scenario(w, rng, cfg.search_batch)
@@ -177,12 +207,17 @@ def _replay(cfg: ItemsConfig, rng, runs: list, bases: list) -> list[dict]:
     for g, (i, f) in enumerate(bases):
         a, b, r = f.a, f.b, f.round  # t* is round r; meeting K is round r - 1; t2 is round r + 1
         row = {name: g * n_runs + j for j, name in enumerate(_RUNS)}
+        m_runs = [row[x] for x in ("TC", "TD", "PD", "PC", "TP")]
+        script.force[r, m_runs, b] = C  # the ego cooperates at t* in every M-group item
         script.force[r, [row["TC"], row["TP"]], a] = C
-        script.force[r, [row["TD"], row["FL"], row["FA"]], a] = D
-        script.force[r - 1, [row["PD"], row["PC"]], b] = D
+        script.force[r, row["TD"], a] = D
+        script.force[r - 1, [row["PD"], row["PC"]], b] = D  # the ego's provocation at meeting K
         script.force[r, row["PD"], a], script.force[r, row["PC"], a] = D, C
-        script.force[r + 1, row["FL"], b], script.force[r + 1, row["FA"], b] = D, C
-        script.erase[r, row["FA"], b] = True
+        script.force[r, [row["FL"], row["FA"]], b] = D  # the ego betrays A at t* ...
+        script.force[r, [row["FL"], row["FA"]], a] = C  # ... which A, trusting, did not expect
+        script.force[r + 1, [row["FL"], row["FA"]], b] = C
+        script.force[r + 1, row["FL"], a], script.force[r + 1, row["FA"], a] = D, C
+        script.erase[r, row["FA"], a] = True  # A updates as if the ego had cooperated
         t1 = (r + 1) * w.round_len
         script.teleport_frame[row["TP"]], script.teleport_agent[row["TP"]] = t1, a
         script.teleport_to[row["TP"]] = _landing(runs[i][1]["positions"][f.episode, t1], a,
@@ -214,7 +249,7 @@ def _new_colour(n: int, a: int) -> np.ndarray:
 
 def _crop_and_render(cfg: ItemsConfig, items: list) -> dict[str, np.ndarray]:
     """Crop every item to [t_event - before, t_event + after), render, and add item fields."""
-    w, span, n = cfg.world, cfg.before + cfg.after, cfg.world.n_agents
+    w, span, n, names = cfg.world, cfg.before + cfg.after, cfg.world.n_agents, cfg.names
     per_frame = list(polis.frame_arrays(n))
     out = {k: [] for k in (*per_frame, "colors", "dispositions", "tremble", "hobbesian")}
     fields = {k: [] for k in ("condition", "K", "a", "b", "surprisal", "frame0")}
@@ -228,10 +263,10 @@ def _crop_and_render(cfg: ItemsConfig, items: list) -> dict[str, np.ndarray]:
         out["colors"].append(colors)
         for k in ("dispositions", "tremble", "hobbesian"):
             out[k].append(truth[k])
-        p = truth["prob"][t_ev]
+        p_a = truth["prob"][t_ev, found.a]  # B, the ego, acts by input: only A's action counts
         impossible = name in ("teleport", "forgive_acausal")
-        fields["surprisal"].append(IMPOSSIBLE if impossible else -np.log(p[found.a] * p[found.b]))
-        fields["condition"].append(NAMES.index(name))
+        fields["surprisal"].append(IMPOSSIBLE if impossible else -np.log(p_a))
+        fields["condition"].append(names.index(name))
         fields["K"].append(found.K)
         fields["a"].append(found.a)
         fields["b"].append(found.b)
@@ -259,24 +294,33 @@ def write_items_json(out: Path, cfg: ItemsConfig) -> list[str]:
             cols[k].append(np.load(out / shard_name(i) / f"item_{k}.npy", allow_pickle=False))
         i += 1
     cols = {k: np.concatenate(v) for k, v in cols.items()}
+    names = cfg.names
     items = [
-        {"item_id": e, "episode": e, "group_id": e // len(NAMES), "condition": NAMES[c],
-         "label": CONDITIONS[NAMES[c]][0], "t_star": cfg.before,
+        {"item_id": e, "episode": e, "group_id": e // len(names), "condition": names[c],
+         "label": CONDITIONS[names[c]][0], "t_star": cfg.before,
          "ideal_surprisal": round(float(cols["surprisal"][e]), 4),
          "pixel_l2_change": round(float(cols["pixel_l2"][e]), 2), "K": int(cols["K"][e]),
          "agent_a": int(cols["a"][e]), "agent_b": int(cols["b"][e])}
         for e, c in enumerate(cols["condition"].tolist())
     ]  # fmt: skip
-    comparisons = [{"name": nm, "implausible": imp, "plausible": pl} for nm, imp, pl in COMPARISONS]
+    comparisons = [
+        {"name": nm, "implausible": imp, "plausible": pl}
+        for nm, imp, pl in comparisons_of(cfg.world.law)
+    ]
     for k in KS:
         comparisons += [{**c, "name": f"{c['name']}_K{k}", "K": k}
-                        for c in comparisons[:4] if c["name"] in ("M2", "Q")]  # fmt: skip
+                        for c in comparisons[:5] if c["name"] in ("M2", "Q")]  # fmt: skip
     doc = {
         "world": "polis",
-        "conditions": {k: {"label": lab, "doc": d} for k, (lab, d) in CONDITIONS.items()},
+        "law": cfg.world.law,
+        "ego_is_b": True,
+        "round_len": cfg.world.round_len,
+        "conditions": {k: {"label": CONDITIONS[k][0], "doc": CONDITIONS[k][1]} for k in names},
         "comparisons": comparisons,
         "ideal_surprisal_violation": IMPOSSIBLE,
-        "notes": "A comparison with a K key uses only the items with that K (dose-response).",
+        "notes": "A comparison with a K key uses only the items with that K (dose-response); "
+        "an M-group item's history is its K rounds (K * round_len frames before t*). B is the "
+        "ego: its action at the event is a recorded input, and ideal_surprisal is A's part.",
         "items": items,
     }
     write_json_atomic(out / ITEMS_FILE, doc)

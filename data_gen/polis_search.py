@@ -1,22 +1,27 @@
 """Find the histories Polis items are built on, in natural (unscripted) runs of the world.
 
 Items are never built on forced meetings: every item starts from a pair (A, B) that met in a
-natural run, and its event is A's (or B's) action at a meeting that happened there. Patterns,
-all with A, B != 0 (the ego's actions are exogenous) and a crop window that fits the run:
+natural run, and its event is A's action at a meeting that happened there. B is always the ego
+(agent 0): its actions are the model's recorded action inputs, so at the event B's action is
+given to an action-conditioned model (and to the observers) in every item alike, and only A's
+action can surprise (DESIGN 4.2, "M1 must not be decided by B"). A is any other agent. Patterns,
+each with a crop window that fits the run:
 
-- `bases`: A (reciprocator or grim, not noisy) and B (reciprocator or grim, so that B's lawful
-  answer to a betrayal is to retaliate) cooperated mutually at each of their first K meetings,
-  the K-th at round r, and
-  met again at rounds r+1 (t*, both cooperated) and r+2 (t2). Item variants replay this run with
-  scripted actions from round r on, so with react_delay >= 2 their meetings at t* and t2 are
-  those of the natural run (checked again after replaying).
-- `controls`, natural events on their own histories (K = number of earlier A-B meetings):
-  `habitual`: A defected at every earlier meeting with B (at least one) and defects again;
-  `stranger`: A and B meet for the first time and A defects;
-  `noisy`: A is a noisy agent, trembled into a defection on B at an earlier meeting, and
+- `bases`: A (reciprocator or grim, not noisy, so that its lawful answer to a provocation is to
+  retaliate) and the ego met for the first time at round r - K and then at every round up to
+  r - 1, cooperating mutually each time (K consecutive rounds of mutual cooperation, the pair's
+  whole history), and met again at rounds r (t*, both cooperated) and r + 1 (t2). Item variants
+  replay this run with scripted actions from round r - 1 on, so with react_delay >= 2 their
+  meetings at t* and t2 are those of the natural run (checked again after replaying).
+- `controls`, natural events on their own histories (K = number of earlier A-ego meetings):
+  `habitual`: A defected on the ego at every earlier meeting (at least one) and defects again;
+  `stranger`: A and the ego meet for the first time and A defects;
+  `noisy`: A is a noisy agent, trembled into a defection on the ego at an earlier meeting, and
   trembles into a defection again (its event is an unprovoked defection);
-  `norm`: B never defected on A, but since their last meeting A witnessed B defect unprovoked on
-  a third agent; A now defects on B, a justified punishment.
+  `norm` (law `justice` only: under `reciprocity` trust does not enter choices, so nobody
+  punishes a third party's defection): the ego never defected on A, but since their last
+  meeting A witnessed the ego defect unprovoked on a third agent; A now defects on the ego, a
+  justified punishment.
 """
 
 from __future__ import annotations
@@ -30,6 +35,12 @@ from data_gen.agents import C, D
 from data_gen.polis_config import PolisConfig
 
 CONTROLS = ("habitual", "stranger", "noisy", "norm")
+EGO = 0  # B, the agent whose actions the model is given
+
+
+def controls_of(law: str) -> tuple[str, ...]:
+    """The controls a world with this law produces naturally (no `norm` under reciprocity)."""
+    return CONTROLS if law == "justice" else CONTROLS[:3]
 
 
 class Found(NamedTuple):
@@ -56,39 +67,31 @@ def _window(config: PolisConfig, rounds: np.ndarray, before: int, after: int) ->
 
 
 def _pairs(n: int):
-    return [(a, b) for a in range(1, n) for b in range(1, n) if a != b]
+    """(A, B) candidates: every other agent with the ego as B."""
+    return [(a, EGO) for a in range(1, n)]
 
 
 def bases(config: PolisConfig, truth: dict, K: int, before: int, after: int) -> list[Found]:
-    """M-group bases with exactly K mutual cooperations before t* (see module docstring)."""
+    """M-group bases with exactly K rounds of mutual cooperation before t* (module docstring)."""
     rd = per_round(truth, config.round_len)
     disp, tremble = truth["dispositions"], truth["tremble"]
     e_n, r_n, n = rd["partner"].shape
-    r = np.arange(r_n - 2)
-    ok_t = _window(config, r + 2, before, after) & _window(config, r + 1, before, after)
+    r = np.arange(K, r_n - 1)  # candidate event rounds (t*): r - K >= 0, r + 1 < R
+    ok_t = _window(config, r + 1, before, after) & _window(config, r, before, after)
     out = []
     for a, b in _pairs(n):
-        fit = (
-            np.isin(disp[:, a], (agents.RECIPROCATOR, agents.GRIM))
-            & (tremble[:, a] <= config.tremble)
-            & np.isin(disp[:, b], (agents.RECIPROCATOR, agents.GRIM))
+        fit = np.isin(disp[:, a], (agents.RECIPROCATOR, agents.GRIM)) & (
+            tremble[:, a] <= config.tremble
         )
         met = rd["partner"][:, :, a] == b  # (E, R)
         mutual = met & (rd["executed"][:, :, a] == C) & (rd["executed"][:, :, b] == C)
-        count = np.cumsum(met, 1)
-        spoilt = np.cumsum(met & ~mutual, 1)
-        hit = (
-            met[:, :-2]
-            & met[:, 1:-1]
-            & met[:, 2:]
-            & (count[:, :-2] == K)
-            & (spoilt[:, :-2] == 0)
-            & mutual[:, 1:-1]
-            & ok_t
-            & fit[:, None]
-        )  # fmt: skip  (E, R - 2)
-        for e, rr in zip(*np.nonzero(hit), strict=True):
-            out.append(Found(int(e), a, b, int(rr) + 1, K))
+        before_count = np.cumsum(met, 1) - met  # (E, R) earlier meetings
+        run = np.ones((e_n, len(r)), bool)  # mutual at every round r - K .. r (t* included)
+        for k in range(K + 1):
+            run &= mutual[:, r - k]
+        hit = run & (before_count[:, r - K] == 0) & met[:, r + 1] & ok_t & fit[:, None]
+        for e, i in zip(*np.nonzero(hit), strict=True):
+            out.append(Found(int(e), a, b, int(r[i]), K))
     return out
 
 

@@ -119,3 +119,18 @@ def test_batch_last_sum_adds_in_numpys_order(n):
     x[rng.random(x.shape) < 0.2] = -0.0
     batch_last = np.ascontiguousarray(x.transpose(0, 2, 1))  # (5, n, 64)
     assert _sum_axis1(batch_last).tobytes() == x.sum(-1).tobytes()
+
+
+def test_probe_steps_match_the_training_windows_action_blocks():
+    import torch
+
+    from pwm.data.datamodule import action_blocks
+    from pwm.probes.surprise import steps
+
+    obs = torch.arange(2 * 11 * 3, dtype=torch.float32).reshape(2, 11, 3)  # (B, T, F)
+    act = torch.arange(2 * 11 * 2, dtype=torch.float32).reshape(2, 11, 2)  # (B, T, A)
+    o, a, frames = steps(obs, act, frame_skip=4, phase=1)
+    assert frames.tolist() == [1, 5, 9] and o.shape == (2, 3, 3) and a.shape == (2, 3, 8)
+    torch.testing.assert_close(o, obs[:, [1, 5, 9]])
+    want = action_blocks(act[1].numpy(), frames.numpy(), 4)  # the datamodule's blocks
+    np.testing.assert_array_equal(a[1].numpy(), want)

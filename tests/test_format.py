@@ -7,6 +7,7 @@ import pytest
 
 from data_gen.writer import generate_dataset
 from pwm.data import DatasetError, WindowDataset, open_dataset, split_episodes
+from pwm.data.datamodule import action_blocks
 from pwm.data.format import prepare_output_dir, shard_name
 
 
@@ -131,3 +132,20 @@ def test_windows_stay_inside_their_episode(tmp_path):
     sample = ds[5]  # episode 5, start 2
     assert np.array_equal(sample["obs"].numpy(), full[5, 2:6])
     assert sample["actions"].shape == (4, 2)
+
+
+def test_frame_skip_windows_step_every_s_frames_with_action_blocks(tmp_path):
+    out, _ = make(tmp_path)  # 10 frames per episode, 2 action features
+    ds = WindowDataset(out, "state", np.array([3]), window=3, stride=3, frame_skip=3, offset=1)
+    assert list(ds.starts) == [1]  # frames 1, 4, 7; a start at 4 would need frame 10
+    full, acts = open_dataset(out).array("state"), open_dataset(out).array("actions")
+    sample = ds[0]
+    np.testing.assert_array_equal(sample["obs"].numpy(), full[3, [1, 4, 7]])
+    blocks = sample["actions"].numpy()  # (3 steps, 3 frames x 2 features)
+    np.testing.assert_array_equal(blocks[0], acts[3, 1:4].ravel())
+    np.testing.assert_array_equal(blocks[1], acts[3, 4:7].ravel())
+    np.testing.assert_array_equal(blocks[2], np.r_[acts[3, 7:10].ravel()])
+    last = action_blocks(acts[3], np.array([8]), 3)  # frames 8, 9 and one past the end
+    np.testing.assert_array_equal(last[0], np.r_[acts[3, 8:10].ravel(), 0, 0])
+    with pytest.raises(DatasetError, match="spans 11 frames"):
+        WindowDataset(out, "state", np.array([3]), window=4, frame_skip=3, offset=1)

@@ -11,19 +11,22 @@ from data_gen.polis_items import (
     IMPOSSIBLE,
     ITEMS_FILE,
     KS,
-    NAMES,
+    M_GROUP,
     ItemsConfig,
+    names_of,
     read_items,
     simulate_items,
 )
 
-CFG = ItemsConfig(world=PolisConfig(frames=480, image_size=32))
+CFG = ItemsConfig(world=PolisConfig(frames=480, image_size=32))  # law justice: every condition
+NAMES = names_of("justice")
 G = len(NAMES)
+EGO = 0
 
 
 @pytest.fixture(scope="module")
 def items():
-    return simulate_items(CFG, np.random.default_rng(0), 10 * G)  # 10 groups, every K twice
+    return simulate_items(CFG, np.random.default_rng(0), 8 * G)  # 8 groups, every K twice
 
 
 def group(items, name):
@@ -32,10 +35,11 @@ def group(items, name):
 
 
 def test_layout_and_k(items):
-    assert items["pixels"].shape == (10 * G, 40, 32, 32, 3)
-    np.testing.assert_array_equal(items["item_condition"], np.tile(np.arange(G), 10))
+    assert items["pixels"].shape == (8 * G, 76, 32, 32, 3)
+    np.testing.assert_array_equal(items["item_condition"], np.tile(np.arange(G), 8))
     assert sorted(items["item_K"][group(items, "trust_D")]) == sorted(KS * 2)
-    for name in NAMES[:8]:  # the M-group shares its base, hence its K and agents
+    assert np.all(items["item_b"] == EGO)  # B is the ego in every item
+    for name in M_GROUP:  # the M-group shares its base, hence its K and agents
         np.testing.assert_array_equal(items["item_K"][group(items, name)],
                                       items["item_K"][group(items, "trust_C")])  # fmt: skip
         np.testing.assert_array_equal(items["item_a"][group(items, name)],
@@ -44,9 +48,10 @@ def test_layout_and_k(items):
 
 
 def test_events_happen_as_labelled_at_natural_meetings(items):
-    t = CFG.before
+    t, L = CFG.before, CFG.world.round_len
     expect_a = {"trust_C": 1, "trust_D": 0, "provoked_D": 0, "provoked_C": 1, "visual_C": 1,
-                "habitual_D": 0, "stranger_D": 0, "noisy_D": 0, "norm_D": 0}  # fmt: skip
+                "forgive_lawful": 0, "forgive_acausal": 1, "habitual_D": 0, "stranger_D": 0,
+                "noisy_D": 0, "norm_D": 0}  # fmt: skip
     for name in NAMES:
         for e in group(items, name):
             a, b = items["item_a"][e], items["item_b"][e]
@@ -57,9 +62,19 @@ def test_events_happen_as_labelled_at_natural_meetings(items):
             assert items["partner"][e, t, a] == b, name  # the pair meets at t*
             if name in expect_a:
                 assert items["executed"][e, t, a] == expect_a[name], name
-            if name.startswith("forgive"):
-                assert items["executed"][e, t - CFG.world.round_len, a] == agents.D
-                assert items["executed"][e, t, b] == (name == "forgive_acausal")
+            if name in M_GROUP:  # the ego cooperates at the event in every M-group item
+                assert items["executed"][e, t, b] == agents.C, name
+            if name.startswith("forgive"):  # the ego betrayed A at their last meeting
+                assert items["partner"][e, t - L, a] == b
+                assert items["executed"][e, t - L, b] == agents.D
+                assert items["executed"][e, t - L, a] == agents.C
+            if name.startswith("provoked"):  # the ego provoked A at their last meeting
+                assert items["executed"][e, t - L, b] == agents.D
+            if name.startswith("trust"):  # K meetings, every one mutual cooperation
+                k = items["item_K"][e]
+                frames = t - L * np.arange(1, k + 1)
+                assert np.all(items["partner"][e, frames, a] == b)
+                assert np.all(items["executed"][e, frames][:, [a, b]] == agents.C)
     for e in group(items, "norm_D"):
         assert items["event"][e, t, items["item_a"][e]] == agents.JUSTIFIED
     for e in group(items, "provoked_D"):
@@ -69,7 +84,7 @@ def test_events_happen_as_labelled_at_natural_meetings(items):
 def test_pairs_share_prefix_and_m1_shares_outcome(items):
     t, L = CFG.before, CFG.world.round_len
     px = items["pixels"]
-    for g in range(10):
+    for g in range(8):
         tc, td, pd, pc, vis, tp, fl, fa = (g * G + i for i in range(8))
         for x, y in ((tc, td), (pd, pc), (tc, vis), (tc, tp), (fl, fa)):
             assert np.array_equal(px[x, :t], px[y, :t])  # identical prefix
@@ -85,6 +100,7 @@ def test_ideal_observer_ranks_items_as_the_laws_imply(items):
     assert np.all(s["trust_D"] > s["trust_C"] + 2)  # M2
     assert np.all(s["provoked_C"] > s["provoked_D"] + 2)  # R
     assert np.all(s["teleport"] == IMPOSSIBLE) and np.all(s["forgive_acausal"] == IMPOSSIBLE)
+    np.testing.assert_allclose(s["trust_D"], -np.log(CFG.world.tremble), rtol=1e-5)  # A's part
     np.testing.assert_allclose(s["visual_C"], s["trust_C"])
     assert np.all(s["noisy_D"] < s["trust_D"])  # a noisy partner's tremble is less surprising
     for name in NAMES:
@@ -111,7 +127,9 @@ def test_cli_items_schema_and_determinism(tmp_path):
     assert doc["world"] == "polis" and set(doc["conditions"]) == set(NAMES)
     names = {c["name"]: c for c in doc["comparisons"]}
     assert names["M1"] == {"name": "M1", "implausible": ["trust_D"], "plausible": ["provoked_D"]}
-    assert names["Q"]["implausible"] == ["trust_D", "provoked_C"] and "M2_K16" in names
+    assert names["M1C"] == {"name": "M1C", "implausible": ["provoked_C"], "plausible": ["trust_C"]}
+    assert names["Q"]["implausible"] == ["trust_D", "provoked_C"] and "M2_K8" in names
+    assert doc["law"] == "justice" and doc["ego_is_b"]
     assert len(doc["items"]) == 2 * G
     item = doc["items"][1]
     assert item["condition"] == "trust_D" and item["label"] == "implausible"
@@ -120,10 +138,21 @@ def test_cli_items_schema_and_determinism(tmp_path):
     assert (tmp_path / "a" / ITEMS_FILE).exists()
 
 
+def test_reciprocity_items_have_no_norm_control(tmp_path):
+    assert cli.main(["items", "polis", "--items", "2", "--image-size", "16", "--law",
+                     "reciprocity", "--out", str(tmp_path / "r")]) == 0  # fmt: skip
+    doc = read_items(tmp_path / "r")
+    assert doc["law"] == "reciprocity" and "norm_D" not in doc["conditions"]
+    assert len(doc["items"]) == 2 * len(names_of("reciprocity")) == 2 * (G - 1)
+    assert "control_norm" not in {c["name"] for c in doc["comparisons"]}
+
+
 def test_cli_items_bad_input(tmp_path, capsys):
     out = tmp_path / "never"
     assert cli.main(["items", "polis", "--out", str(out), "--react-delay", "1"]) == 2
     assert cli.main(["items", "polis", "--out", str(out), "--search-frames", "50"]) == 2
+    assert cli.main(["items", "polis", "--out", str(out), "--law", "anarchy"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and "--react-delay" in err[0] and "--search-frames" in err[1]
+    assert len(err) == 3 and "--react-delay" in err[0] and "--search-frames" in err[1]
+    assert "unknown law 'anarchy'" in err[2]
     assert not out.exists()

@@ -156,3 +156,21 @@ def test_violation_sentinel_is_the_item_generators():
     from data_gen.polis_items import IMPOSSIBLE
 
     assert M.VIOLATION == IDEAL_SURPRISAL_VIOLATION == IMPOSSIBLE
+
+
+def test_dose_slope_finds_a_rise_and_not_a_flat_line():
+    rng = np.random.default_rng(0)
+    k = np.repeat([1, 2, 4, 8], 100)
+    rising = M.dose_slope(k, 0.5 * np.log2(k) + rng.normal(0, 0.5, len(k)), seed=1)
+    assert abs(rising["slope"] - 0.5) < 0.1 and rising["ci"][0] > 0
+    assert rising["K"] == [1, 2, 4, 8] and rising["n"] == [100] * 4
+    flat = M.dose_slope(k, rng.normal(0, 0.5, len(k)), seed=1)
+    assert flat["ci"][0] < 0 < flat["ci"][1]
+    one = M.dose_slope(np.ones(5, int), np.arange(5.0))
+    assert np.isnan(one["slope"])  # one dose: no slope
+
+
+def test_history_effect_is_zero_for_swapped_outcomes():
+    m2 = np.array([1.0, 0.0, 0.5, 1.0])
+    np.testing.assert_array_equal(M.history_effect(m2, 1 - m2), 0.0)
+    np.testing.assert_array_equal(M.history_effect(np.ones(3), np.ones(3)), 1.0)

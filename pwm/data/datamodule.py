@@ -1,13 +1,19 @@
-"""Windows of consecutive frames from a dataset on disk, and the LightningDataModule over them.
+"""Windows of frames from a dataset on disk, and the LightningDataModule over them.
 
-A sample is a window of `window` consecutive frames of one episode (window >= H + 1, where H is
-the predictor's history): the observation (`pixels` uint8 (L, H, W, 3) or `state` float32
-(L, F)) and the actions (L, A). Arrays stay memory-mapped and are opened lazily in each
-DataLoader worker (a memmap must not be pickled into the workers). The train/val split is by
-episode, from a seeded permutation: an episode is never split between train and val. Training
-batches come from `StepBatchSampler`: a pure function of (seed, global step), so a resumed run
-sees exactly the batches of an uninterrupted one; set `trainer.use_distributed_sampler: false`
-(base.yaml does) because the sampler already splits each global batch across DDP ranks.
+A sample is a window of `window` time steps of one episode (window >= H + 1, where H is the
+predictor's history): the observation (`pixels` uint8 (L, H, W, 3) or `state` float32 (L, F)) and
+the actions (L, A * S). A time step is `frame_skip` = S frames (LeWM's frame skip, DESIGN 5.2): step
+i of a window starting at frame f shows frame f + S i, and its action is the block of the S per-
+frame actions a_{f+Si} .. a_{f+Si+S-1}, concatenated (what happens between step i and step i + 1;
+zero-padded past the episode's end, where only the window's last step, whose action no prediction
+uses, can reach). With S = 1 this is a window of consecutive frames. Windows start at frames
+`offset`, `offset + stride`, ...: in Polis, `frame_skip` = `stride` = round_len and `offset` 0 give
+one step per exchange round (every step an exchange frame, or frame 0). Arrays stay memory-mapped
+and are opened lazily in each DataLoader worker (a memmap must not be pickled into the workers). The
+train/val split is by episode, from a seeded permutation: an episode is never split between train
+and val. Training batches come from `StepBatchSampler`: a pure function of (seed, global step), so a
+resumed run sees exactly the batches of an uninterrupted one; set `trainer.use_distributed_sampler:
+false` (base.yaml does) because the sampler already splits each global batch across DDP ranks.
 
 Curricula (DESIGN 5.4): on a Polis dataset, whose per-episode `hobbesian` array marks the episodes
 drawn from the hobbesian population, `hobbesian_fraction` (and optionally `hobbesian_final`,
@@ -32,24 +38,49 @@ from pwm.data.format import DatasetError, open_dataset
 from pwm.data.sampler import FractionSchedule, MixtureBatchSampler, StepBatchSampler
 
 
-def window_starts(frames: int, window: int, stride: int) -> np.ndarray:
-    """First frames of the windows of an episode of `frames` frames."""
-    return np.arange(0, frames - window + 1, stride)
+def window_starts(
+    frames: int, window: int, stride: int, frame_skip: int = 1, offset: int = 0
+) -> np.ndarray:
+    """First frames of the windows of `window` steps of `frame_skip` frames in an episode of
+    `frames` frames, from frame `offset` on, every `stride` frames."""
+    return np.arange(offset, frames - (window - 1) * frame_skip, stride)
+
+
+def action_blocks(actions: np.ndarray, frames: np.ndarray, frame_skip: int) -> np.ndarray:
+    """actions (T, A) of one episode, step frames (L,) -> (L, A * S): per step the S actions
+    from its frame on, concatenated, zero-padded past the episode's end."""
+    T, A = actions.shape
+    idx = frames[:, None] + np.arange(frame_skip)  # (L, S)
+    out = np.where((idx < T)[..., None], actions[np.minimum(idx, T - 1)], 0)  # (L, S, A)
+    return out.reshape(len(frames), frame_skip * A).astype(np.float32)
 
 
 class WindowDataset(Dataset):
-    """All windows of `window` frames (every `stride` frames) of the chosen episodes."""
+    """All windows of `window` steps of `frame_skip` frames (starting every `stride` frames from
+    `offset`) of the chosen episodes."""
 
     def __init__(
-        self, root: Path, observation: str, episodes: np.ndarray, window: int, stride: int = 1
+        self,
+        root: Path,
+        observation: str,
+        episodes: np.ndarray,
+        window: int,
+        stride: int = 1,
+        frame_skip: int = 1,
+        offset: int = 0,
     ):
         self.root, self.observation, self.window = Path(root), observation, window
+        self.frame_skip = frame_skip
         ds = open_dataset(root, verify=False)
         T = ds.shape(observation)[0]
-        if window > T:
-            raise DatasetError(f"window of {window} frames exceeds the episode length {T}")
+        span = (window - 1) * frame_skip + 1
+        if offset + span > T:
+            raise DatasetError(
+                f"a window of {window} steps of {frame_skip} frames from frame {offset} spans "
+                f"{offset + span} frames, more than the episode length {T}"
+            )
         self.locations = [ds.locate(int(e)) for e in episodes]
-        self.starts = window_starts(T, window, stride)
+        self.starts = window_starts(T, window, stride, frame_skip, offset)
         self._obs = self._actions = None
 
     def __len__(self) -> int:
@@ -64,10 +95,17 @@ class WindowDataset(Dataset):
             self._open()
         episode, start = divmod(index, len(self.starts))
         shard, local = self.locations[episode]
-        sl = slice(self.starts[start], self.starts[start] + self.window)
-        obs = torch.from_numpy(np.array(self._obs[shard][local, sl]))  # (L, *obs_shape)
-        actions = torch.from_numpy(np.array(self._actions[shard][local, sl], dtype=np.float32))
-        return {"obs": obs, "actions": actions}  # actions: (L, A)
+        S, first = self.frame_skip, self.starts[start]
+        if S == 1:
+            sl = slice(first, first + self.window)
+            obs = np.array(self._obs[shard][local, sl])  # (L, *obs_shape)
+            actions = np.array(self._actions[shard][local, sl], dtype=np.float32)  # (L, A)
+        else:
+            frames = first + S * np.arange(self.window)  # (L,) the steps' frames
+            obs = np.array(self._obs[shard][local, frames[0] : frames[-1] + 1 : S])
+            acts = np.array(self._actions[shard][local, first : frames[-1] + S], np.float32)
+            actions = action_blocks(acts, frames - first, S)  # (L, A * S)
+        return {"obs": torch.from_numpy(obs), "actions": torch.from_numpy(actions)}
 
 
 def split_episodes(
@@ -87,8 +125,12 @@ class WorldDataModule(L.LightningDataModule):
     Args:
         path: dataset directory written by `pwm generate`.
         observation: what the encoder sees: `pixels` (ViT) or `state` (MLP).
-        window: frames per training sample (the predictor needs window >= history + 1).
+        window: time steps per training sample (the predictor needs window >= history + 1).
         stride: frames between the starts of consecutive windows of an episode.
+        frame_skip: frames per time step (LeWM's frame skip); the action of a step is the block
+            of its frame_skip per-frame actions. In Polis, round_len (with stride = round_len,
+            offset 0) makes one step per exchange round.
+        offset: the first frame of an episode's first window.
         batch_size: windows per batch (per device).
         val_fraction: fraction of episodes held out for validation.
         split_seed: seed of the episode permutation behind the split.
@@ -110,6 +152,8 @@ class WorldDataModule(L.LightningDataModule):
         observation: Literal["pixels", "state"] = "pixels",
         window: int = 16,
         stride: int = 1,
+        frame_skip: int = 1,
+        offset: int = 0,
         batch_size: int = 32,
         val_fraction: float = 0.1,
         split_seed: int = 0,
@@ -124,6 +168,8 @@ class WorldDataModule(L.LightningDataModule):
             raise ValueError(f"data.window must be >= 2, got {window}")
         for name, value, least in (
             ("stride", stride, 1),
+            ("frame_skip", frame_skip, 1),
+            ("offset", offset, 0),
             ("batch_size", batch_size, 1),
             ("num_workers", num_workers, 0),
             ("ramp_start", ramp_start, 0),
@@ -141,11 +187,12 @@ class WorldDataModule(L.LightningDataModule):
         obs_shape = self.dataset.shape(observation)
         self.world = self.dataset.world
         self.obs_size = obs_shape[1]  # image side (T, H, W, 3) or state features (T, F)
-        self.action_dim = self.dataset.shape("actions")[1]
+        self.action_dim = self.dataset.shape("actions")[1] * frame_skip  # per step: a block
         self.episode_length = obs_shape[0]
-        if window > self.episode_length:
+        if offset + (window - 1) * frame_skip + 1 > self.episode_length:
             raise ValueError(
-                f"data.window {window} exceeds the episode length {self.episode_length}"
+                f"data.window {window} (steps of data.frame_skip {frame_skip} frames, from "
+                f"data.offset {offset}) exceeds the episode length {self.episode_length}"
             )
         self.train_episodes, self.val_episodes = split_episodes(
             self.dataset.num_episodes, val_fraction, split_seed
@@ -184,7 +231,15 @@ class WorldDataModule(L.LightningDataModule):
 
     def _dataset(self, episodes: np.ndarray) -> WindowDataset:
         hp = self.hparams
-        return WindowDataset(self.dataset.root, hp.observation, episodes, hp.window, hp.stride)
+        return WindowDataset(
+            self.dataset.root,
+            hp.observation,
+            episodes,
+            hp.window,
+            hp.stride,
+            hp.frame_skip,
+            hp.offset,
+        )
 
     def _loader(self, ds: WindowDataset, **kw) -> DataLoader:
         return DataLoader(
@@ -204,7 +259,9 @@ class WorldDataModule(L.LightningDataModule):
         one optimizer step (the schedule's clock).
         """
         hp = self.hparams
-        per_episode = len(window_starts(self.episode_length, hp.window, hp.stride))
+        per_episode = len(
+            window_starts(self.episode_length, hp.window, hp.stride, hp.frame_skip, hp.offset)
+        )
         place = dict(start=start, num_batches=num_batches, rank=rank, world_size=world_size)
         if self.schedule is None:
             num_items = len(self.train_episodes) * per_episode

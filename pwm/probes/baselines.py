@@ -14,15 +14,24 @@ exact surprisal. The random-init model is the trained model's code path with ran
   = the number of executed actions at frame t that break that prediction.
 - `ideal_observer`: the items' `ideal_surprisal`, -log P(the event's executed actions | full
   state) from the simulator's policy probabilities (a large sentinel for law violations).
+- `frame_only` (Polis): the frame-only observer (data_gen/polis_observer.py), a Bayesian
+  observer that knows the world's law and population mix but sees only the exchanges inside the
+  model's context: the achievable ceiling for that context (DESIGN 4.4). It scores the actions
+  at t* (A's; B's too when B is not the ego, whose actions are inputs); a teleport, a violation
+  of the game's physics that it does not model, gets the violation sentinel as for the ideal
+  observer.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from data_gen.agents import D as DEFECT
+from data_gen.polis_config import PolisConfig
+from data_gen.polis_observer import frame_only_surprisal
 from pwm.data.format import Dataset
-
-DEFECT = 0  # executed-action code of a defection (data_gen.agents.D)
+from pwm.probes.config import ProbeError
+from pwm.probes.metrics import VIOLATION
 
 
 def pixel_difference(pixels: np.ndarray) -> np.ndarray:
@@ -68,6 +77,30 @@ def curves(dataset: Dataset, episodes: np.ndarray) -> dict[str, np.ndarray]:
         out["any_defection"] = defection_count(executed)
         out["last_move"] = last_move_errors(executed, dataset.array("partner")[episodes])
     return out
+
+
+def world_config(items) -> PolisConfig:
+    """The Polis world an item set was made in (its manifest), checked; ProbeError if not one."""
+    saved = dict(items.dataset.manifest.get("config", {}).get("world", {}))
+    saved["dispositions"] = tuple(saved.get("dispositions", ()))
+    known = set(PolisConfig.__dataclass_fields__)
+    try:
+        return PolisConfig(**{k: v for k, v in saved.items() if k in known})
+    except (TypeError, ValueError) as e:
+        raise ProbeError(f"{items.root}: its Polis world config is not valid ({e})") from None
+
+
+def frame_only(items, context: int) -> np.ndarray:
+    """The frame-only observer's event scores (I,) for a Polis item set and a context of
+    `context` frames before t* (the model's history in frames)."""
+    config = world_config(items)
+    if np.any(items.t_star - context < 0):
+        raise ProbeError(f"{items.root}: t* leaves fewer than {context} frames of context")
+    truth = {k: items.per_item(k) for k in ("partner", "executed", "positions")}
+    a, b = items.column("agent_a", int), items.column("agent_b", int)
+    actors = np.stack([a, b if not items.meta.get("ego_is_b") else np.full_like(b, -1)], 1)
+    scores = frame_only_surprisal(config, truth, items.t_star, context, actors)
+    return np.where(items.column("condition") == "teleport", VIOLATION, scores)
 
 
 def ideal_observer(ideal_surprisal: np.ndarray) -> np.ndarray:

@@ -9,7 +9,8 @@ pass flag; over all items the AUROC, Spearman rho against the ideal observer (al
 lawful events alone, where the teleports' sentinel surprisal cannot carry it) and the
 teleport-vs-visual-control selectivity (the comparison items.json names `selectivity`); the
 time-lock check for prefix-matched comparisons; the dose-response series (comparisons with a
-K); the betrayal verdict (M1, R, Q) and the world's headline. Random networks only need the
+K) and its slope on log2 K; the history effect HE = M2 + R - 1 per group with its CI and chance
+band; the betrayal verdict (M1, R, Q) and the world's headline. Random networks only need the
 rank-based metrics, which calibration does not change, so `rank_metrics` skips the rest.
 """
 
@@ -139,6 +140,10 @@ def evaluate(
     if sel:
         out["selectivity"] = {a: M.selectivity(*sides(sel[0], s)) for a, s in scores.event.items()}
     out["dose_response"] = dose_response(pairings, out["comparisons"], cfg)
+    out["dose_slope"] = {a: slope(pairings, s, cfg) for a, s in scores.event.items()}
+    he = history_effect(pairings, out["comparisons"], cfg, chance)
+    if he:
+        out["history_effect"] = he
     comps = out["comparisons"]
     if all(t in comps for t in cfg.betrayal_tests):
         passed = {t: comps[t][cfg.primary]["pass"] for t in cfg.betrayal_tests}
@@ -150,6 +155,43 @@ def evaluate(
     ]
     out["headline"] = float(np.mean(heads)) if heads else None
     return out
+
+
+def history_effect(pairings: list[Pairing], comps: dict, cfg: VoEConfig, chance) -> dict:
+    """{agg: HE block} from the M2 and R pair outcomes of the groups that have both; {} if the
+    items have no M2 or R. The chance band is that of M2 + R - 1 over the random networks."""
+    by = {p.name: p for p in pairings}
+    if "M2" not in by or "R" not in by:
+        return {}
+    m2, r = by["M2"], by["R"]
+    common, i_m2, i_r = np.intersect1d(m2.groups, r.groups, return_indices=True)
+    out = {}
+    for a in cfg.aggregators:
+        o_m2 = np.asarray(comps["M2"][a]["outcomes"])[i_m2]
+        o_r = np.asarray(comps["R"][a]["outcomes"])[i_r]
+        he = M.history_effect(o_m2, o_r)  # (G,)
+        ci = M.bootstrap_ci(he, level=cfg.ci_level, resamples=cfg.bootstrap_resamples,
+                            seed=cfg.seed)  # fmt: skip
+        band = None
+        if chance and "M2" in chance and "R" in chance:
+            values = np.asarray(chance["M2"][a]) + np.asarray(chance["R"][a]) - 1
+            band = list(M.chance_band(values, cfg.ci_level))
+        value = float(he.mean()) if len(he) else float("nan")
+        out[a] = {"value": value, "ci": list(ci), "n_groups": len(common), "chance_band": band,
+                  "pass": M.passes(value, ci[0], band[1] if band else None, null=0.0),
+                  "outcomes": he.tolist()}  # fmt: skip
+    return out
+
+
+def slope(pairings: list[Pairing], event: np.ndarray, cfg: VoEConfig) -> dict | None:
+    """The dose-response slope (metrics.dose_slope) of the betrayal-minus-trust event score over
+    the M2_K{k} comparisons present (the pipeline keeps only the K inside the context)."""
+    rows = [p for p in pairings if p.K is not None and p.name == f"M2_K{p.K}" and len(p.groups)]
+    if not rows:
+        return None
+    k = np.concatenate([np.full(len(p.groups), p.K) for p in rows])
+    diff = np.concatenate([event[p.implausible[:, 0]] - event[p.plausible[:, 0]] for p in rows])
+    return M.dose_slope(k, diff, cfg.ci_level, cfg.bootstrap_resamples, cfg.seed)
 
 
 def dose_response(pairings: list[Pairing], comps: dict, cfg: VoEConfig) -> dict:

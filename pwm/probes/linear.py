@@ -134,25 +134,33 @@ def logistic_probe(X, y, train, classes: int, l2: float) -> dict:
     return {"accuracy": acc, "majority": float((y[~train] == majority).mean())}
 
 
-def frame_sample(train_ep: np.ndarray, T: int, max_frames: int, seed: int) -> np.ndarray:
-    """Flat (episode, frame) indices of the training frames, at most max_frames, seeded."""
+def frame_sample(
+    train_ep: np.ndarray, T: int, max_frames: int, seed: int, valid: np.ndarray | None = None
+) -> np.ndarray:
+    """Flat (episode, frame) indices of the training frames, at most max_frames, seeded; only
+    frames marked `valid` (E * T,) when given."""
     flat = (np.flatnonzero(train_ep)[:, None] * T + np.arange(T)).ravel()
+    if valid is not None:
+        flat = flat[valid[flat]]
     if len(flat) > max_frames:
         flat = np.sort(np.random.default_rng(seed).choice(flat, max_frames, replace=False))
     return flat
 
 
 def probe_all(emb: np.ndarray, truth: dict, groups: np.ndarray, cfg) -> tuple[dict, dict]:
-    """Fit and score every target. emb (E, T, D); truth from `targets`; groups (E,).
+    """Fit and score every target. emb (E, T, D); truth from `targets`; groups (E,). Frames
+    without an embedding (NaN: a frame-skip model does not see them) are left out.
 
     Returns (scores per target, fitted ridge decoders per regression target).
     """
     E, T, D = emb.shape
     if len(np.unique(groups)) < 2:
         return {"skipped": "fewer than 2 groups of episodes to split"}, {}
+    valid = np.isfinite(emb).all(-1).ravel()  # (E * T,)
     train_ep, _ = split(groups, cfg.probe_train_fraction, cfg.seed)
-    fit_idx = frame_sample(train_ep, T, cfg.probe_max_frames, cfg.seed)
+    fit_idx = frame_sample(train_ep, T, cfg.probe_max_frames, cfg.seed, valid)
     test_idx = (np.flatnonzero(~train_ep)[:, None] * T + np.arange(T)).ravel()
+    test_idx = test_idx[valid[test_idx]]
     idx = np.concatenate([fit_idx, test_idx])
     train = np.arange(len(idx)) < len(fit_idx)
     X = emb.reshape(E * T, D)[idx].astype(np.float64)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import math
 
-BASELINES = ("random_init", "pixel_diff", "any_defection", "last_move", "ideal_observer")
+BASELINES = (
+    "random_init",
+    "pixel_diff",
+    "any_defection",
+    "last_move",
+    "frame_only",
+    "ideal_observer",
+)
 
 
 def fmt(v, digits: int = 2) -> str:
@@ -64,11 +71,13 @@ def items_section(entry: dict, primary: str, aggregators: list[str]) -> list[str
         row += [fmt(sc[b]["comparisons"][name][primary]["paired_accuracy"]) for b in others]
         rows.append(row)
     out += [
-        "Paired accuracy (ties 0.5; quadruplets by the sum rule):",
+        "Paired accuracy (ties 0.5; quadruplets by the sum rule; `frame_only`: the Bayesian "
+        "observer that sees what the model's context shows, the achievable ceiling):",
         "",
         *table(header, rows),
         "",
     ]
+    out += history_lines(entry, primary)
     rows = [
         [
             k,
@@ -101,6 +110,37 @@ def items_section(entry: dict, primary: str, aggregators: list[str]) -> list[str
         ]
         header = ["target", "metric", "model", "random init", "majority"]
         out += [f"Linear probes ({probes['source']}):", "", *table(header, rows), ""]
+    return out
+
+
+def history_lines(entry: dict, primary: str) -> list[str]:
+    """The history effect HE = M2 + R - 1 (model, baselines) and the dose-response slope."""
+    sc, out = entry["scorers"], []
+    he = {k: s["history_effect"][primary] for k, s in sc.items() if s.get("history_effect")}
+    if he:
+        m = he.get("model")
+        rows = [[k, f"{fmt(h['value'])} {ci(h['ci'])}", ci(h["chance_band"]), fmt(h["pass"])]
+                for k, h in he.items()]  # fmt: skip
+        out += [
+            f"History effect HE = M2 + R − 1 over {m['n_groups'] if m else '?'} groups (0 for "
+            "every scorer that ignores the history, 1 for one that reads it):",
+            "",
+            *table(["scorer", "HE [95% CI]", "chance band", "pass"], rows),
+            "",
+        ]
+    dose = entry.get("dose_K")
+    slopes = {
+        k: s["dose_slope"][primary] for k, s in sc.items() if s.get("dose_slope", {}).get(primary)
+    }
+    if dose is not None and (dose["inside"] or dose["outside"]):
+        note = (f"K inside the context ({entry.get('context_frames')} frames): "
+                f"{dose['inside'] or 'none'}; left out (history longer than the context): "
+                f"{dose['outside'] or 'none'}.")  # fmt: skip
+        rows = [[k, fmt(v["slope"], 3), ci(v["ci"]), ", ".join(fmt(x, 2) for x in v["mean_diff"])]
+                for k, v in slopes.items()]  # fmt: skip
+        out += [f"Dose-response: betrayal − trust→C score difference on log2 K. {note}", ""]
+        if rows:
+            out += [*table(["scorer", "slope", "95% CI", "mean difference per K"], rows), ""]
     return out
 
 

@@ -25,6 +25,9 @@ POLIS_TESTS = {
     "M1": (["trust_D"], ["provoked_D"]),
     # the quadruplet: the sum rule cancels how rare each cue is
     "Q": (["trust_D", "provoked_C"], ["trust_C", "provoked_D"]),
+    # M1's mirror: the same two histories, A cooperates (DESIGN 4.2: shows B's part in M1 when
+    # B acts by itself; with B the ego, B's action is an input and M1C is a second law test)
+    "M1C": (["provoked_C"], ["trust_C"]),
 }
 
 
@@ -161,6 +164,50 @@ def seed_bootstrap_ci(
     return float(np.quantile(boot, a)), float(np.quantile(boot, 1 - a))
 
 
+def history_effect(m2_outcomes: np.ndarray, r_outcomes: np.ndarray) -> np.ndarray:
+    """Per group: HE = o_M2 + o_R - 1 from the group's M2 and R pair outcomes (0, 0.5 or 1).
+
+    Why: R and M2 score the same two outcome frames (provoked_C / trust_C show A cooperating,
+    provoked_D / trust_D defecting) with swapped labels, so any scorer that ignores the history
+    gets o_R = 1 - o_M2 and HE = 0, whatever it thinks of defection; only a history that
+    changes the surprise of an outcome moves HE, up to 1 for an observer that reads it
+    (DESIGN 4.3). Its mean over groups is M2 + R - 1.
+    """
+    return np.asarray(m2_outcomes, dtype=float) + np.asarray(r_outcomes, dtype=float) - 1.0
+
+
+def dose_slope(
+    k: np.ndarray, diff: np.ndarray, level: float = 0.95, resamples: int = 2000, seed=0
+) -> dict:
+    """Least-squares slope of the betrayal-minus-trust score difference on log2 K, with a
+    percentile bootstrap CI over groups; per-K means and counts.
+
+    Why: a model that reads the history should find a betrayal more surprising the longer the
+    trust it breaks (DESIGN 4.2's dose-response); the slope summarises the dose in one number
+    whose CI says whether it rises at all. log2 K spaces the doses 1, 2, 4, 8 evenly; only the K
+    inside the model's context are given (outside it no model can see the dose).
+    """
+    x, y = np.log2(np.asarray(k, dtype=float)), np.asarray(diff, dtype=float)
+    ks = sorted(set(np.asarray(k).tolist()))
+    out = {"K": ks, "mean_diff": [float(y[np.asarray(k) == v].mean()) for v in ks],
+           "n": [int((np.asarray(k) == v).sum()) for v in ks]}  # fmt: skip
+    if len(ks) < 2:
+        return {**out, "slope": float("nan"), "ci": [float("nan"), float("nan")]}
+
+    def fit(xx, yy):  # (R, n) each -> (R,)
+        xc = xx - xx.mean(-1, keepdims=True)
+        den = (xc * xc).sum(-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(den > 0, (xc * (yy - yy.mean(-1, keepdims=True))).sum(-1) / den, 0.0)
+
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(x), (resamples, len(x)))  # (R, n) resampled groups
+    boot = fit(x[pick], y[pick])
+    a = (1 - level) / 2
+    ci = [float(np.quantile(boot, a)), float(np.quantile(boot, 1 - a))]
+    return {**out, "slope": float(fit(x[None], y[None])[0]), "ci": ci}
+
+
 def spearman(scores: np.ndarray, ideal: np.ndarray) -> tuple[float, float]:
     """Spearman rho (and p) between event scores and the ideal observer's surprisal.
 
@@ -231,12 +278,13 @@ def selectivity(violation: np.ndarray, visual: np.ndarray) -> float:
     return paired_accuracy(violation, visual)
 
 
-def passes(accuracy: float, ci_low: float, band_high: float | None) -> bool:
-    """A comparison passes when the CI excludes 0.5 from above and it beats the chance band."""
+def passes(accuracy: float, ci_low: float, band_high: float | None, null: float = 0.5) -> bool:
+    """A comparison passes when the CI excludes the null (0.5 for an accuracy, 0 for the history
+    effect) from above and the value beats the chance band."""
     if not np.isfinite(accuracy) or not np.isfinite(ci_low):
         return False
     above_band = band_high is None or not np.isfinite(band_high) or accuracy > band_high
-    return bool(ci_low > 0.5 and above_band)
+    return bool(ci_low > null and above_band)
 
 
 def betrayal_verdict(passed: dict[str, bool], tests=("M1", "R", "Q")) -> dict:

@@ -1,9 +1,13 @@
 """One item set through every scorer: the per-item-set block of metrics.json.
 
 Scorers: the trained model, a random-init model of the same architecture (seed `cfg.seed`), the
-per-frame baselines the items support (pixel difference; in Polis any-defection and last-move)
-and the ideal observer. Each curve-based scorer is calibrated on its own plausible frames (or
-on a `--calib` dataset of the world) and scored by the same code (evaluate.py).
+per-frame baselines the items support (pixel difference; in Polis any-defection and last-move),
+the ideal observer and, in Polis, the frame-only observer given the model's context (the
+achievable ceiling for that context, DESIGN 4.4). The dose-response comparisons (`M2_K{k}`,
+`Q_K{k}`) are kept only for the K whose history (K rounds) fits in the model's context; a K
+beyond it is not a dose but a guaranteed flat line (DESIGN 4.2); the entry lists both sets.
+Each curve-based scorer is calibrated on its own plausible frames (or on a `--calib` dataset of
+the world) and scored by the same code (evaluate.py).
 
 The chance band comes from `cfg.chance_networks` more random networks (seeds cfg.seed + 1, ...).
 The predictor's AdaLN-zero blocks start as the identity, so a random network predicts each frame
@@ -53,8 +57,19 @@ class Runner:
     batch_size: int = 16
     progress: Progress | None = None
 
+    @property
+    def frame_skip(self) -> int:
+        """Frames per model step (1 for checkpoints from before the option)."""
+        return int(self.hparams.get("frame_skip", 1) or 1)
+
+    @property
+    def context_frames(self) -> int:
+        """Frames of history the model's context spans."""
+        return self.context * self.frame_skip
+
     def run(self, module, dataset: Dataset, mode: str, embeddings=False, label="surprise", **kw):
         """(surprise (E, T), embeddings (E, T, D) or None) of the episodes of `dataset`."""
+        kw.setdefault("frame_skip", self.frame_skip)
         return run_model(
             module.model,
             dataset,
@@ -73,7 +88,7 @@ class Runner:
 def validate(r: Runner, items: ItemSet, cross_world: bool) -> str:
     """Every check that needs no model pass; returns the action mode (checkpoint.py)."""
     mode = check_compatible(r.hparams, items, cross_world)
-    check_windows(items.t_star, items.num_frames, r.cfg.window, r.context, str(items.root))
+    check_windows(items.t_star, items.num_frames, r.cfg.window, r.context_frames, str(items.root))
     check_named_tests(items)
     return mode
 
@@ -88,11 +103,14 @@ def probe_items(
     cfg, hp = r.cfg, r.hparams
     mode = validate(r, items, cross_world)
     ts, ep, lab = items.t_star, items.episodes, items.implausible
-    pairings = items.pairings()
+    pairings, dose_k = doses_in_context(items, items.pairings(), r.context_frames)
     rand = random_model(hp, cfg.seed)
     tag = items.name
-    s_model, e_model = r.run(r.module, items.dataset, mode, probe_data is None, f"{tag}: model")
-    s_rand, e_rand = r.run(rand, items.dataset, mode, probe_data is None, f"{tag}: random init")
+    phase = np.zeros(items.dataset.num_episodes, int)
+    phase[ep] = ts  # a frame-skip model steps on t* (surprise.run_model)
+    want = probe_data is None
+    s_model, e_model = r.run(r.module, items.dataset, mode, want, f"{tag}: model", phase=phase)
+    s_rand, e_rand = r.run(rand, items.dataset, mode, want, f"{tag}: random init", phase=phase)
     curves = {"model": s_model[ep], "random_init": s_rand[ep]}
     curves |= baselines.curves(items.dataset, ep)
     cals = {k: calibrate(c[~lab], "plausible items") for k, c in curves.items()}
@@ -101,6 +119,8 @@ def probe_items(
     scores = {k: from_curves(c, cals[k], ts, cfg) for k, c in curves.items()}
     ideal = baselines.ideal_observer(items.column("ideal_surprisal", float))
     scores["ideal_observer"] = from_event(ideal, cfg)
+    if items.world == "polis":
+        scores["frame_only"] = from_event(baselines.frame_only(items, r.context_frames), cfg)
     chance = chance_values(r, items, pairings, mode)
     obs = items.per_item(hp["observation"])
     prefix = {p.name: items.prefix_matched(p, obs) for p in pairings}
@@ -117,6 +137,8 @@ def probe_items(
         "num_groups": len(set(items.column("group_id", int).tolist())),
         "action_mode": mode,
         "context": r.context,
+        "context_frames": r.context_frames,
+        "dose_K": dose_k,
         "calibration": {k: c.as_dict() for k, c in cals.items()},
         "scorers": results,
         "chance": {"networks": cfg.chance_networks, "values": chance},
@@ -136,15 +158,28 @@ def probe_items(
     return entry
 
 
+def doses_in_context(items: ItemSet, pairings: list, context_frames: int) -> tuple[list, dict]:
+    """Drop the K comparisons whose K rounds of history do not fit in the context; returns the
+    kept pairings and {"inside": [K...], "outside": [K...]}."""
+    round_len = items.meta.get("round_len") or items.dataset.manifest.get("config", {}).get(
+        "world", {}
+    ).get("round_len", 1)
+    ks = sorted({p.K for p in pairings if p.K is not None})
+    inside = [k for k in ks if k * round_len <= context_frames]
+    kept = [p for p in pairings if p.K is None or p.K in inside]
+    return kept, {"inside": inside, "outside": [k for k in ks if k not in inside]}
+
+
 def chance_values(r: Runner, items: ItemSet, pairings: list, mode: str) -> dict:
     """{comparison | 'auroc': {agg: [value per random network]}} (calibration-free metrics)."""
-    cfg, H, chance = r.cfg, r.context, {}
+    cfg, H, chance = r.cfg, r.context_frames, {}
     crop = (items.t_star - H, H + cfg.window + 1)  # only the frames the event windows need
     at = np.full(len(items.items), H)  # t* inside the crop
     for k in range(cfg.chance_networks):
         net = random_model(r.hparams, cfg.seed + 1 + k)
         label = f"{items.name}: chance network {k + 1}"
-        s, _ = r.run(net, items.dataset, mode, label=label, episodes=items.episodes, crop=crop)
+        s, _ = r.run(net, items.dataset, mode, label=label, episodes=items.episodes, crop=crop,
+                     phase=items.t_star)  # fmt: skip
         event = {a: event_scores(s, at, cfg.window, a) for a in cfg.aggregators}  # (I,) each
         res = rank_metrics(items, pairings, Scores(event=event, raw=event))
         for key, by_agg in res.items():

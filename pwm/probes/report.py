@@ -96,6 +96,13 @@ def summarise(members: list[tuple[dict, dict]]) -> dict:
     world = members[0][1]["world"]
     heads = [comps[c]["paired_accuracy"] for c in cfg["headline"].get(world, []) if c in comps]
     out = {"comparisons": comps, "headline": _mean(heads), "seeds": len(members)}
+    he = history_summary(members, primary, level, cfg)
+    if he:
+        out["history_effect"] = he
+    slopes = [e["scorers"]["model"].get("dose_slope", {}).get(primary) for _, e in members]
+    slopes = [v["slope"] for v in slopes if v and v.get("slope") is not None]
+    if slopes:
+        out["dose_slope"] = {"mean": float(np.mean(slopes)), "per_seed": slopes}
     if all(t in comps for t in cfg["betrayal_tests"]):
         out["verdict"] = M.betrayal_verdict(
             {t: comps[t]["pass"] for t in cfg["betrayal_tests"]}, cfg["betrayal_tests"]
@@ -111,6 +118,36 @@ def summarise(members: list[tuple[dict, dict]]) -> dict:
         for k, v in probes.items()
     }
     return out
+
+
+def history_summary(members: list, primary: str, level: float, cfg: dict) -> dict:
+    """HE = M2 + R - 1 over seeds: the mean, a hierarchical CI (seeds, then groups), the mean
+    chance band and per-seed values, for the model and the mean of each baseline."""
+    blocks = [e["scorers"]["model"].get("history_effect", {}).get(primary) for _, e in members]
+    blocks = [b for b in blocks if b]
+    if not blocks:
+        return {}
+    interval = M.seed_bootstrap_ci(
+        [np.asarray(b["outcomes"]) for b in blocks], level, cfg["bootstrap_resamples"], cfg["seed"]
+    )
+    bands = [b["chance_band"] for b in blocks if b.get("chance_band")]
+    band = [float(np.mean([b[k] for b in bands])) for k in (0, 1)] if bands else None
+    value = float(np.mean([b["value"] for b in blocks]))
+    return {
+        "value": value,
+        "ci": list(interval),
+        "chance_band": band,
+        "per_seed": [b["value"] for b in blocks],
+        "pass": M.passes(value, interval[0], band[1] if band else None, null=0.0),
+        "baselines": {
+            b: _mean(
+                e["scorers"][b].get("history_effect", {}).get(primary, {}).get("value")
+                for _, e in members
+                if b in e["scorers"]
+            )
+            for b in BASELINES
+        },
+    }
 
 
 def _mean(values) -> float | None:
@@ -163,6 +200,22 @@ def render(groups: dict, summaries: dict, heat: str, primary: str, grid: tuple) 
             for c, r in s["comparisons"].items()
         ]
         lines += [*table(header, rows), ""]
+        if s.get("history_effect"):
+            h = s["history_effect"]
+            base = ", ".join(f"{b} {fmt(v)}" for b, v in h["baselines"].items() if v is not None)
+            per = ", ".join(fmt(v) for v in h["per_seed"])
+            lines += [
+                f"History effect HE = M2 + R − 1: {fmt(h['value'])} {ci(h['ci'])} (seeds: {per}; "
+                f"chance band {ci(h['chance_band'])}; pass {fmt(h['pass'])}); {base}.",
+                "",
+            ]
+        if s.get("dose_slope"):
+            d = s["dose_slope"]
+            lines += [
+                f"Dose-response slope (betrayal − trust→C on log2 K, K inside the context): mean "
+                f"{fmt(d['mean'], 3)} (seeds: {', '.join(fmt(v, 3) for v in d['per_seed'])}).",
+                "",
+            ]
         if s["linear_probes"]:
             rows = [
                 [t, v["metric"], fmt(v["model"]), fmt(v["random_init"])]

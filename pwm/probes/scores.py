@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -63,10 +64,14 @@ def check_windows(t_star: np.ndarray, num_frames: int, window: int, context: int
 
 
 def event_scores(curves: np.ndarray, t_star: np.ndarray, window: int, aggregator: str):
-    """curves (I, T) per item, t_star (I,) -> (I,) aggregator of curves over [t*, t* + w]."""
+    """curves (I, T) per item, t_star (I,) -> (I,) aggregator of curves over [t*, t* + w],
+    over the frames that have a surprise (a frame-skip model has none between its steps; t* is
+    always one of its steps)."""
     idx = t_star[:, None] + np.arange(window + 1)  # (I, w+1)
     vals = np.take_along_axis(curves, idx, axis=1)  # (I, w+1)
-    return vals.max(axis=1) if aggregator == "max" else vals.mean(axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN window stays NaN
+        return np.nanmax(vals, axis=1) if aggregator == "max" else np.nanmean(vals, axis=1)
 
 
 def aligned(curves: np.ndarray, t_star: np.ndarray, before: int, after: int) -> np.ndarray:
