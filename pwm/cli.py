@@ -77,6 +77,8 @@ class PWMCLI(LightningCLI):
         parser.link_arguments("data.obs_size", "model.obs_size", apply_on="instantiate")
         parser.link_arguments("data.action_dim", "model.action_dim", apply_on="instantiate")
         parser.link_arguments("data.world", "model.world", apply_on="instantiate")
+        parser.link_arguments("data.law", "model.law", apply_on="instantiate")
+        parser.link_arguments("data.frame_skip", "model.frame_skip")
 
     def _parse_ckpt_path(self) -> None:
         """Force weights_only loading; read a local --ckpt_path safely and take its hparams.

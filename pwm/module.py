@@ -122,6 +122,9 @@ class JEPAModule(L.LightningModule):
         action_dim: action features per step; linked from the dataset (0 allowed).
         window: frames per training window; linked from data.
         world: name of the training world; linked from the dataset, checked by probes.
+        law: the Polis law of the training data (`reciprocity`, `justice`); linked from the
+            dataset (None for other worlds); probes report a model probed on another law's items.
+        frame_skip: frames per time step; linked from data (the probes step the same way).
         history: H, frames of context the predictor attends to; must be < window.
         embed_dim: D, embedding dimension (with target `oracle`: the state's size, obs_size).
         projector_hidden: hidden size of the encoder's BN projector.
@@ -151,6 +154,8 @@ class JEPAModule(L.LightningModule):
         action_dim: int = 0,
         window: int = 16,
         world: str = "unknown",
+        law: str | None = None,
+        frame_skip: int = 1,
         history: int = 8,
         embed_dim: int = 192,
         projector_hidden: int = 2048,

@@ -186,6 +186,8 @@ class WorldDataModule(L.LightningDataModule):
             raise DatasetError(f"data.path {path} has no {observation!r} or 'actions' array")
         obs_shape = self.dataset.shape(observation)
         self.world = self.dataset.world
+        world_cfg = self.dataset.manifest.get("config", {})
+        self.law = world_cfg.get("law", "justice") if self.world == "polis" else None
         self.obs_size = obs_shape[1]  # image side (T, H, W, 3) or state features (T, F)
         self.action_dim = self.dataset.shape("actions")[1] * frame_skip  # per step: a block
         self.episode_length = obs_shape[0]

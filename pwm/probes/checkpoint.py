@@ -64,11 +64,12 @@ def check_dataset(hparams: dict, dataset: Dataset, where: str) -> None:
         )
     if "actions" not in dataset.names:
         raise ProbeError(f"{where} {dataset.root} has no 'actions' array")
+    skip = int(hparams.get("frame_skip", 1) or 1)  # a step's action is a block of `skip`
     width = dataset.shape("actions")[1]
-    if dataset.world == hparams["world"] and width != hparams["action_dim"]:
+    if dataset.world == hparams["world"] and width * skip != hparams["action_dim"]:
         raise ProbeError(
-            f"the checkpoint takes {hparams['action_dim']} action features but {where} "
-            f"{dataset.root} has {width}"
+            f"the checkpoint takes {hparams['action_dim']} action features per step "
+            f"({skip} frames) but {where} {dataset.root} has {width} per frame"
         )
 
 

@@ -43,6 +43,10 @@ def items_section(entry: dict, primary: str, aggregators: list[str]) -> list[str
         f"{entry['num_groups']} groups; actions {entry['action_mode']}, H = {entry['context']})",
         "",
     ]
+    if entry.get("law"):
+        note = (f" **The model was trained on `{entry['model_law']}`: these items are of another "
+                "law.**" if entry.get("law_mismatch") else "")  # fmt: skip
+        out += [f"Law of the items: `{entry['law']}`.{note}", ""]
     if "verdict" in model:
         v = model["verdict"]
         tests = ", ".join(f"{t} {'pass' if ok else 'fail'}" for t, ok in v["tests"].items())

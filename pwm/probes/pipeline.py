@@ -139,6 +139,7 @@ def probe_items(
         "context": r.context,
         "context_frames": r.context_frames,
         "dose_K": dose_k,
+        **laws(hp, items),
         "calibration": {k: c.as_dict() for k, c in cals.items()},
         "scorers": results,
         "chance": {"networks": cfg.chance_networks, "values": chance},
@@ -156,6 +157,18 @@ def probe_items(
         entry["linear_probes"] = compare_probes(e_model[ep], e_rand[ep], truth, groups, cfg)
         entry["linear_probes"]["source"] = "item set, split by group"
     return entry
+
+
+def laws(hparams: dict, items: ItemSet) -> dict:
+    """The Polis law of the items and of the model's training data (checkpoints from before the
+    law option were all trained on `justice`, the only law then), and whether they differ: a
+    model probed on another law's items is allowed and reported as such."""
+    if items.world != "polis":
+        return {}
+    item_law = items.meta.get("law") or baselines.world_config(items).law
+    model_law = hparams.get("law") or ("justice" if hparams.get("world") == "polis" else None)
+    return {"law": item_law, "model_law": model_law,
+            "law_mismatch": model_law is not None and model_law != item_law}  # fmt: skip
 
 
 def doses_in_context(items: ItemSet, pairings: list, context_frames: int) -> tuple[list, dict]:

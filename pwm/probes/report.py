@@ -39,12 +39,14 @@ def load_runs(dirs: list[str]) -> list[dict]:
 
 
 def group_runs(runs: list[dict]) -> dict:
-    """{(model name, model world, item world): [(run config, item entry), ...]}."""
+    """{(model name, model world, item world): [(run config, item entry), ...]}; the item world
+    of Polis items made under the law option names it (`polis/reciprocity`)."""
     groups = {}
     for run in runs:
         m = run["model"]
         for entry in run["items"]:
-            groups.setdefault((m["name"], m["world"], entry["world"]), []).append((run, entry))
+            world = entry["world"] + (f"/{entry['law']}" if entry.get("law") else "")
+            groups.setdefault((m["name"], m["world"], world), []).append((run, entry))
     return groups
 
 
@@ -96,6 +98,12 @@ def summarise(members: list[tuple[dict, dict]]) -> dict:
     world = members[0][1]["world"]
     heads = [comps[c]["paired_accuracy"] for c in cfg["headline"].get(world, []) if c in comps]
     out = {"comparisons": comps, "headline": _mean(heads), "seeds": len(members)}
+    law = sorted({e.get("law") for _, e in members if e.get("law")})
+    if law:
+        out["law"] = ", ".join(law)
+        trained = sorted({e["model_law"] for _, e in members if e.get("law_mismatch")})
+        if trained:
+            out["law_mismatch"] = f"trained on {', '.join(trained)}, probed on {out['law']}"
     he = history_summary(members, primary, level, cfg)
     if he:
         out["history_effect"] = he
@@ -172,6 +180,9 @@ def render(groups: dict, summaries: dict, heat: str, primary: str, grid: tuple) 
     lines += [*table(["model", *(f"{c} items" for c in cols)], cells), ""]
     for (name, mworld, iworld), s in summaries.items():
         lines += [f"## {name} (trained on {mworld}) on {iworld} items — {s['seeds']} seed(s)", ""]
+        if s.get("law"):
+            warn = f" **Law mismatch: {s['law_mismatch']}.**" if s.get("law_mismatch") else ""
+            lines += [f"Law of the items: `{s['law']}`.{warn}", ""]
         if "verdict" in s:
             v = s["verdict"]
             tests = ", ".join(f"{t} {'pass' if ok else 'fail'}" for t, ok in v["tests"].items())
