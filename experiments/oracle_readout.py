@@ -29,24 +29,30 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pwm.checkpoint import CheckpointError, read_checkpoint
+from pwm.checkpoint import CheckpointError, load_world_model
 from pwm.data.format import DatasetError, open_dataset
-from pwm.module import JEPAModule
+from pwm.models import WorldModel
 
 CONTEXTS = {"trust": "trust_C", "provoked": "provoked_D"}
 
 
 @torch.no_grad()
 def readout(
-    module: JEPAModule, state: np.ndarray, actions: np.ndarray, items: list[dict], layout: list
+    model: WorldModel,
+    history: int,
+    state: np.ndarray,
+    actions: np.ndarray,
+    items: list[dict],
+    layout: list,
 ) -> dict[str, dict[str, float]]:
-    """Mean predicted cues of A and B at t* per context, in state units, P(D) from them, and
-    A's cue error if it cooperates or defects (standardised units, mean over items)."""
-    bn = module.model.projector.bn
+    """Mean predicted cues of A and B at t* per context (from the `history` frames before it),
+    in state units, P(D) from them, and A's cue error if it cooperates or defects (standardised
+    units, mean over items)."""
+    bn = model.projector.bn
     mean, std = bn.running_mean, torch.sqrt(bn.running_var + bn.eps)
-    per, H = len(layout), module.hparams.history
+    per, H = len(layout), history
     c_idx, d_idx = layout.index("cue_c"), layout.index("cue_d")
-    module.eval()
+    model.eval()
     out = {}
     for context, condition in CONTEXTS.items():
         sel = [x for x in items if x["condition"] == condition]
@@ -56,8 +62,8 @@ def readout(
         t = sel[0]["t_star"]
         obs = torch.from_numpy(state[ep, t - H : t]).float()  # (B, H, F)
         act = torch.from_numpy(actions[ep, t - H : t]).float()  # (B, H, A)
-        z = module.model.encode(obs)  # (B, H, F)
-        pred_z = module.model.predict(z, act)[:, -1]  # (B, F): standardised state at t*
+        z = model.encode(obs)  # (B, H, F)
+        pred_z = model.predict(z, act)[:, -1]  # (B, F): standardised state at t*
         pred = pred_z * std + mean  # (B, F): raw units
         row = {}
         for who in ("a", "b"):
@@ -83,15 +89,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--json", type=Path, help="also write the readout as JSON")
     args = p.parse_args(argv)
     try:
-        ckpt = read_checkpoint(args.ckpt)
-        hp = {k: v for k, v in ckpt["hyper_parameters"].items() if not k.startswith("_")}
+        model, hp = load_world_model(args.ckpt)
         if hp.get("target") != "oracle":
             raise CheckpointError(f"checkpoint {args.ckpt} is not an oracle model")
-        module = JEPAModule(**hp)
-        module.load_state_dict(ckpt["state_dict"])
         ds = open_dataset(args.items)
         items = ds.read_json("items.json")["items"]
-        table = readout(module, ds.array("state"), ds.array("actions"), items,
+        table = readout(model, hp["history"], ds.array("state"), ds.array("actions"), items,
                         ds.manifest["state_layout"])  # fmt: skip
     except (CheckpointError, DatasetError, ValueError, KeyError) as exc:
         sys.exit(f"oracle_readout.py: error: {exc}")

@@ -28,7 +28,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.model_registry import _is_registry
 
 from pwm import __version__
-from pwm.checkpoint import CheckpointError, checkpoint_problem, read_checkpoint
+from pwm.checkpoint import CheckpointError, checkpoint_problem, hparams_of, read_checkpoint
 from pwm.data.datamodule import WorldDataModule
 from pwm.data.format import DatasetError
 from pwm.loggers import RunConfigSaver
@@ -100,7 +100,7 @@ class PWMCLI(LightningCLI):
         if not path or path in ("last", "hpc") or _is_registry(path) or "://" in str(path):
             return
         ckpt = read_checkpoint(path)
-        hparams = {k: v for k, v in ckpt["hyper_parameters"].items() if not k.startswith("_")}
+        hparams = hparams_of(ckpt["hyper_parameters"])
         self._ckpt = (path, hparams, {k: tuple(v.shape) for k, v in ckpt["state_dict"].items()})
         if hparams:
             self.config = self.parser.parse_object({sub: {"model": hparams}}, self.config)

@@ -1,94 +1,45 @@
 """The LightningModule: where model, loss and optimiser meet (DESIGN 2, 5).
 
-One `model_step` serves train, val and test. A batch holds windows of L frames; every frame is
-encoded once, the predictor predicts every next step in one causal pass, and
+The network comes from `build_world_model` (models/builder.py); this module adds the loss, the
+optimiser and the logging. One `model_step` serves train, val and test. A batch holds windows of
+L frames; every frame is encoded once, the predictor predicts every next step in one causal pass,
+and
 
-    loss = mean((pred_t - z_{t+1})^2) + lambda * Reg(z),   Reg in {SIGReg, VICReg, none}
+    loss = PredLoss(pred_t, target_{t+1}) + lambda * Reg(z)
 
-with gradients flowing into both sides (LeWM: no EMA, no stop-gradient). The ablation
-`target: ema` instead predicts the embeddings of an EMA copy of encoder+projector with
-stop-gradient (BYOL / I-JEPA style), and `target: frozen` keeps encoder and projector at their
-random initialisation and trains the predictor alone (the untrained-encoder ablation: a fixed
-random feature map that cannot learn to drop what it cannot predict); `target: stopgrad` keeps
-LeWM's online encoder and regulariser but detaches the prediction target (the loss's gradient
-reaches the encoder through the context frames only, so nothing pays it to drop from z what the
-predictor cannot predict); `target: oracle` (state
-observations only) replaces encoder and projector by the standardised simulator state itself,
-so the predictor alone is tested on what it can learn when no representation is in the way.
-Every step logs
+with three parts chosen by name from small tables, each called once per step: the target
+(`model.target`, models/targets.py: LeWM's `online` z, `stopgrad`, `ema`, `frozen`, `oracle`),
+the regulariser (`model.regularizer`, losses/regularizers.py: `sigreg`, `vicreg`, `none`) and
+the prediction loss (losses/prediction.py: the mean squared error). Every step logs
 `stage/pred_loss`, `stage/reg_loss`, `stage/loss` and embedding health (`stage/z_std`,
-`stage/z_rank`), so collapse shows in every run.
-A non-finite loss or gradient stops training with a clear message before any weight changes
-(every rank stops at once under DDP), so the last checkpoint written is the last good one.
+`stage/z_rank`), so collapse shows in every run. A non-finite loss or gradient stops training
+with a clear message before any weight changes (every rank stops at once under DDP), so the last
+checkpoint written is the last good one.
+
+The submodules' names are the keys of every checkpoint's state_dict: `model.*` (the
+WorldModel), the regulariser under its own name (`sigreg.step`) and the target as
+`target_encoder` (`target_encoder.encoder.*` and `.projector.*` for `ema`).
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import asdict, dataclass
 from typing import Literal
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from einops import rearrange
-from torch import Tensor
+from torch import Tensor, nn
 
 from pwm.health import effective_rank, embedding_std
-from pwm.losses import SIGReg, vicreg
-from pwm.models import (
-    ObjectStateEncoder,
-    Predictor,
-    Projector,
-    Standardizer,
-    StateEncoder,
-    StateIdentity,
-    ViTEncoder,
-    WorldModel,
-)
+from pwm.losses import PREDICTION_LOSSES, REGULARIZERS
+from pwm.models import EncoderConfig, PredictorConfig, as_config, build_world_model
+from pwm.models.targets import TARGETS
 
-TARGETS = ("online", "stopgrad", "ema", "frozen", "oracle")  # model.target, see JEPAModule
-
-
-@dataclass(frozen=True)
-class EncoderConfig:
-    """Frame encoder.
-
-    Args:
-        patch_size: ViT patch side (pixels); must divide the image size.
-        width: ViT / MLP width.
-        depth: ViT layers / MLP hidden layers.
-        heads: ViT attention heads.
-        mlp_dim: ViT MLP hidden size (0: 4 * width).
-    """
-
-    patch_size: int = 8
-    width: int = 192
-    depth: int = 12
-    heads: int = 3
-    mlp_dim: int = 0
-
-
-@dataclass(frozen=True)
-class PredictorConfig:
-    """Causal AdaLN-zero predictor.
-
-    Args:
-        width: transformer width.
-        depth: number of blocks.
-        heads: attention heads.
-        head_dim: dimension per head.
-        mlp_dim: MLP hidden size.
-        dropout: dropout rate.
-    """
-
-    width: int = 192
-    depth: int = 6
-    heads: int = 16
-    head_dim: int = 64
-    mlp_dim: int = 2048
-    dropout: float = 0.1
+# the choices of `model.regularizer` and `model.target` (and of `--help`): the tables' names
+RegularizerName = Literal[tuple(REGULARIZERS)]
+TargetName = Literal[tuple(TARGETS)]
 
 
 @dataclass(frozen=True)
@@ -106,11 +57,6 @@ class OptimConfig:
     weight_decay: float = 0.05
     warmup_steps: int = 100
     min_lr_ratio: float = 0.05
-
-
-def _as(cls, value):
-    """A config section as its dataclass, whether given as one or as a dict (from a checkpoint)."""
-    return cls(**value) if isinstance(value, dict) else value
 
 
 class JEPAModule(L.LightningModule):
@@ -161,140 +107,64 @@ class JEPAModule(L.LightningModule):
         projector_hidden: int = 2048,
         encoder: EncoderConfig = EncoderConfig(),  # noqa: B008 (frozen, immutable)
         predictor: PredictorConfig = PredictorConfig(),  # noqa: B008
-        regularizer: Literal["sigreg", "vicreg", "none"] = "sigreg",
+        regularizer: RegularizerName = "sigreg",
         lam: float = 0.09,
         num_directions: int = 1024,
-        target: Literal["online", "stopgrad", "ema", "frozen", "oracle"] = "online",
+        target: TargetName = "online",
         ema_momentum: float = 0.996,
         objects: int = 1,
         optim: OptimConfig = OptimConfig(),  # noqa: B008
     ):
         super().__init__()
-        encoder, predictor, optim = (
-            _as(EncoderConfig, encoder),
-            _as(PredictorConfig, predictor),
-            _as(OptimConfig, optim),
-        )
-        if not 1 <= history < window:
-            raise ValueError(
-                f"model.history must be in [1, data.window), got {history} vs window {window}"
-            )
         if lam < 0:
             raise ValueError(f"model.lam must be >= 0, got {lam}")
-        if regularizer not in ("sigreg", "vicreg", "none"):
-            raise ValueError(
-                f"model.regularizer must be sigreg, vicreg or none, got {regularizer!r}"
-            )
-        if target not in TARGETS:
-            raise ValueError(f"model.target must be one of {', '.join(TARGETS)}, got {target!r}")
-        if target == "oracle" and observation != "state":
-            raise ValueError(
-                "model.target oracle needs state observations (--data.observation=state)"
-            )
-        if objects < 1:
-            raise ValueError(f"model.objects must be >= 1, got {objects}")
-        if objects > 1:
-            if observation != "state":
-                raise ValueError(
-                    "model.objects > 1 needs state observations (--data.observation=state)"
-                )
-            if obs_size % objects:
-                raise ValueError(
-                    f"model.objects {objects} does not divide the {obs_size} state features"
-                )
-            if target != "oracle" and embed_dim % objects:
-                raise ValueError(
-                    f"model.objects {objects} does not divide model.embed_dim {embed_dim}"
-                )
-        if observation == "pixels" and obs_size % encoder.patch_size:
-            raise ValueError(
-                f"model.encoder.patch_size {encoder.patch_size} does not divide "
-                f"the image size {obs_size}"
-            )
-        # keep the dataclasses for use, store plain dicts as hyperparameters (weights_only loads)
-        self.encoder_cfg, self.predictor_cfg, self.optim_cfg = encoder, predictor, optim
-        encoder, predictor, optim = asdict(encoder), asdict(predictor), asdict(optim)
+        if regularizer not in REGULARIZERS:
+            names = ", ".join(REGULARIZERS)
+            raise ValueError(f"model.regularizer must be one of {names}, got {regularizer!r}")
+        # keep the dataclass for use, store plain dicts as hyperparameters (weights_only loads)
+        self.optim_cfg = as_config(OptimConfig, optim)
+        encoder = asdict(as_config(EncoderConfig, encoder))
+        predictor = asdict(as_config(PredictorConfig, predictor))
+        optim = asdict(self.optim_cfg)
         self.save_hyperparameters()
-        encoder, predictor = self.encoder_cfg, self.predictor_cfg
-        if observation == "pixels":
-            enc = ViTEncoder(
-                obs_size,
-                encoder.patch_size,
-                encoder.width,
-                encoder.depth,
-                encoder.heads,
-                encoder.mlp_dim,
-            )
-        elif observation == "state" and objects > 1:
-            enc = ObjectStateEncoder(obs_size, objects, encoder.width, encoder.depth)
-        elif observation == "state":
-            enc = StateEncoder(obs_size, encoder.width, encoder.depth)
-        else:
-            raise ValueError(f"model.observation must be pixels or state, got {observation!r}")
-        proj = Projector(enc.out_dim, projector_hidden, embed_dim // objects)  # per object
-        if target == "oracle":  # z = the standardised state; nothing but the predictor learns
-            # (the parts above are still built and dropped: they draw from the seeded RNG before
-            # the predictor, so its initialisation is the one the committed oracle runs had)
-            enc, proj, embed_dim = StateIdentity(obs_size), Standardizer(obs_size), obs_size
-        p = predictor
-        self.model = WorldModel(
-            enc,
-            proj,
-            Predictor(
-                embed_dim,
-                action_dim,
-                history,
-                window,
-                p.width,
-                p.depth,
-                p.heads,
-                p.head_dim,
-                p.mlp_dim,
-                p.dropout,
-                objects,
-            ),
+        self.model = build_world_model(
+            observation=observation,
+            obs_size=obs_size,
+            action_dim=action_dim,
+            window=window,
+            history=history,
+            embed_dim=embed_dim,
+            projector_hidden=projector_hidden,
+            encoder=encoder,
+            predictor=predictor,
+            target=target,
+            objects=objects,
         )
-        self.sigreg = SIGReg(num_directions) if regularizer == "sigreg" else None
-        if target == "ema":
-            self.target_encoder = copy.deepcopy(
-                torch.nn.ModuleDict({"encoder": enc, "projector": self.model.projector})
-            )
-            self.target_encoder.requires_grad_(False)
-        if target == "frozen":
-            self.model.encoder.requires_grad_(False)
-            self.model.projector.requires_grad_(False)
+        self.add_module(regularizer, REGULARIZERS[regularizer](num_directions))
+        self.target_encoder = TARGETS[target](self.model, ema_momentum)
+        self.prediction_loss = PREDICTION_LOSSES["mse"]()  # the only one so far
+
+    @property
+    def regularizer(self) -> nn.Module:
+        """The regulariser `model.regularizer` names (registered under that name)."""
+        return self.get_submodule(self.hparams.regularizer)
 
     # -- the one step shared by train, val and test ---------------------------------------------
     def model_step(self, batch: dict[str, Tensor], stage: str) -> dict[str, Tensor]:
         obs, actions = batch["obs"], batch["actions"]  # (B, L, ...), (B, L, A)
         z = self.model.encode(obs)  # (B, L, D)
         pred = self.model.predict(z[:, :-1], actions[:, :-1])  # (B, L-1, D)
-        if self.hparams.target == "ema":
-            target = self.ema_embed(obs)
-        elif self.hparams.target == "stopgrad":
-            target = z.detach()
-        else:
-            target = z
-        assert pred.shape == target[:, 1:].shape, (pred.shape, target.shape)
-        losses = {"pred_loss": F.mse_loss(pred, target[:, 1:])}
-        zt = rearrange(z, "b t d -> t b d")  # (L, B, D)
-        if self.hparams.regularizer == "sigreg":
-            step = self.global_step if stage == "train" else 0  # fixed directions for val/test
-            losses["reg_loss"] = self.sigreg(zt, step=step)
-        elif self.hparams.regularizer == "vicreg":
-            losses["reg_loss"] = vicreg(zt)
-        else:
-            losses["reg_loss"] = torch.zeros((), device=z.device)
+        target = self.target_encoder(obs, z)[:, 1:]  # (B, L-1, D)
+        assert pred.shape == target.shape, (pred.shape, target.shape)
+        step = self.global_step if stage == "train" else 0  # fixed directions for val/test
+        losses = {
+            "pred_loss": self.prediction_loss(pred, target),
+            "reg_loss": self.regularizer(rearrange(z, "b t d -> t b d"), step),  # (L, B, D) in
+        }
         losses["loss"] = losses["pred_loss"] + self.hparams.lam * losses["reg_loss"]
         losses["z_std"] = embedding_std(z)
         losses["z_rank"] = effective_rank(z)
         return losses
-
-    @torch.no_grad()
-    def ema_embed(self, obs: Tensor) -> Tensor:  # (B, L, ...)
-        t = self.target_encoder
-        z = t["projector"](t["encoder"](obs.flatten(0, 1))).flatten(1)  # (B*L, D)
-        return rearrange(z, "(b l) d -> b l d", b=obs.shape[0])
 
     def _log(self, losses: dict[str, Tensor], stage: str) -> None:
         on_step = stage == "train"
@@ -351,16 +221,7 @@ class JEPAModule(L.LightningModule):
         self._log(self.model_step(batch, "test"), "test")
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        if self.hparams.target == "ema":
-            m = self.hparams.ema_momentum
-            online = [self.model.encoder, self.model.projector]
-            targets = [self.target_encoder["encoder"], self.target_encoder["projector"]]
-            with torch.no_grad():
-                for src, dst in zip(online, targets, strict=True):
-                    for ps, pd in zip(src.parameters(), dst.parameters(), strict=True):
-                        pd.lerp_(ps, 1 - m)
-                    for bs, bd in zip(src.buffers(), dst.buffers(), strict=True):
-                        bd.copy_(bs)
+        self.target_encoder.update(self.model)  # the EMA target follows the online weights
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # the global RNG drives dropout; saving it makes a resumed run bit-identical

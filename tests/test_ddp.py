@@ -21,9 +21,10 @@ from einops import rearrange
 from faults import poisoned_copy
 from torch.utils.data import default_collate
 
+from pwm.checkpoint import load_world_model
 from pwm.data import WindowDataset, WorldDataModule
 from pwm.data.sampler import StepBatchSampler
-from pwm.module import JEPAModule
+from pwm.losses import SIGReg
 
 B, STEPS = 8, 2
 
@@ -68,10 +69,9 @@ def test_two_process_ddp_fit_logs_the_global_batch_sigreg(toy_dataset, tmp_path)
 
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["global_step"] == STEPS
-    hp = {k: v for k, v in ckpt["hyper_parameters"].items() if not k.startswith("_")}
-    model = JEPAModule(**hp)
-    model.load_state_dict(ckpt["state_dict"])
+    model, hp = load_world_model(run / "checkpoints" / "last.ckpt")
     model.train()  # BatchNorm as in training: batch statistics
+    sigreg = SIGReg(hp["num_directions"])  # the run's regulariser (seed 0)
     dm = WorldDataModule(str(toy_dataset), observation=hp["observation"], window=hp["window"])
     windows = WindowDataset(toy_dataset, hp["observation"], dm.train_episodes, hp["window"])
     seed = dm.hparams.split_seed  # the sampler seed of the run (base.yaml: 0)
@@ -81,12 +81,12 @@ def test_two_process_ddp_fit_logs_the_global_batch_sigreg(toy_dataset, tmp_path)
             for rank in (0, 1):
                 sampler = StepBatchSampler(len(windows), B, seed, 0, STEPS, rank=rank, world_size=2)
                 batch = default_collate([windows[i] for i in sampler.batch(step)])
-                z.append(model.model.encode(batch["obs"]))  # (B, L, D)
+                z.append(model.encode(batch["obs"]))  # (B, L, D)
             z_global = rearrange(torch.cat(z), "b t d -> t b d")  # (L, 2B, D)
-            expected = float(model.sigreg(z_global, step=step))
+            expected = float(sigreg(z_global, step=step))
             assert abs(reg[step] - expected) <= 1e-5 * abs(expected), (step, reg[step], expected)
             # a per-rank statistic (what an un-reduced SIGReg would log) is measurably different
-            local = float(model.sigreg(rearrange(z[0], "b t d -> t b d"), step=step))
+            local = float(sigreg(rearrange(z[0], "b t d -> t b d"), step=step))
             assert abs(local - expected) > 1e-3 * abs(expected)
 
 

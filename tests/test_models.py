@@ -3,7 +3,16 @@
 import pytest
 import torch
 
-from pwm.models import Predictor, Projector, StateEncoder, ViTEncoder, WorldModel
+from pwm.models import (
+    EncoderConfig,
+    Predictor,
+    PredictorConfig,
+    Projector,
+    StateEncoder,
+    ViTEncoder,
+    WorldModel,
+    build_world_model,
+)
 from pwm.models.predictor import sliding_causal_mask
 
 
@@ -86,9 +95,7 @@ def test_bad_configs():
 
 def test_lewm_reference_parameter_count():
     """LeWM reports ~15M parameters (~18M counting projectors); the reference config must match."""
-    from pwm.module import EncoderConfig, JEPAModule, PredictorConfig
-
-    m = JEPAModule(
+    m = build_world_model(
         observation="pixels",
         obs_size=224,
         action_dim=2,
@@ -100,8 +107,8 @@ def test_lewm_reference_parameter_count():
         predictor=PredictorConfig(192, 6, 16, 64, 2048),
     )
     count = lambda mod: sum(p.numel() for p in mod.parameters())  # noqa: E731
-    total = count(m.model)
-    core = count(m.model.encoder) + count(m.model.predictor) - count(m.model.predictor.proj)
+    total = count(m)
+    core = count(m.encoder) + count(m.predictor) - count(m.predictor.proj)
     print(f"LeWM reference: {total / 1e6:.2f}M total, {core / 1e6:.2f}M without projectors")
     assert 14e6 < core < 17e6
     assert 16e6 < total < 19e6

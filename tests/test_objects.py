@@ -4,7 +4,8 @@ import pytest
 import test_variants
 import torch
 
-from pwm.models import ObjectStateEncoder, Predictor
+from pwm.checkpoint import load_world_model
+from pwm.models import ObjectStateEncoder, Predictor, build_world_model
 from pwm.models.predictor import object_causal_mask
 from pwm.module import JEPAModule
 
@@ -85,20 +86,23 @@ def test_object_model_steps_trains_and_rebuilds_from_its_checkpoint(kw, tmp_path
         assert all(p.grad is not None for p in m.model.encoder.parameters())
     path = tmp_path / "m.pt"
     torch.save({"hyper_parameters": dict(m.hparams), "state_dict": m.state_dict()}, path)
-    loaded = torch.load(path, weights_only=True)
-    again = JEPAModule(**loaded["hyper_parameters"])
-    again.load_state_dict(loaded["state_dict"])
+    model, _ = load_world_model(path)
+    m.eval()
+    assert torch.equal(model.encode(obs), m.model.encode(obs))
 
 
 def test_bad_object_configs():
+    build = build_world_model
     with pytest.raises(ValueError, match="needs state observations"):
-        JEPAModule(observation="pixels", obs_size=16, window=5, history=4, objects=2)
+        build(observation="pixels", obs_size=16, window=5, history=4, objects=2)
     with pytest.raises(ValueError, match="does not divide the 12 state features"):
-        JEPAModule(observation="state", obs_size=12, window=5, history=4, objects=5)
+        build(observation="state", obs_size=12, window=5, history=4, objects=5)
     with pytest.raises(ValueError, match="does not divide model.embed_dim"):
-        JEPAModule(observation="state", obs_size=12, window=5, history=4, objects=3, embed_dim=8)
+        build(observation="state", obs_size=12, window=5, history=4, objects=3, embed_dim=8)
     with pytest.raises(ValueError, match="must be >= 1"):
-        JEPAModule(observation="state", obs_size=12, window=5, history=4, objects=0)
+        build(observation="state", obs_size=12, window=5, history=4, objects=0)
+    with pytest.raises(ValueError, match="needs state observations"):  # the module checks too
+        JEPAModule(observation="pixels", obs_size=16, window=5, history=4, objects=2)
     with pytest.raises(ValueError, match="divide embed_dim"):
         Predictor(10, 2, 3, 6, 16, 1, 2, 8, 32, objects=3)
 

@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "experiments"))
 from oracle_readout import readout  # noqa: E402
 
-from pwm.module import EncoderConfig, JEPAModule, PredictorConfig  # noqa: E402
+from pwm.models import EncoderConfig, PredictorConfig, WorldModel, build_world_model  # noqa: E402
+from pwm.module import JEPAModule  # noqa: E402
 
 LAYOUT = ["x", "y", "vx", "vy", "cue_c", "cue_d"]
 
@@ -32,27 +33,27 @@ class Constant(nn.Module):
         return out[:, -1:] if last else out
 
 
-def oracle() -> JEPAModule:
-    return JEPAModule(observation="state", obs_size=12, action_dim=2, window=5, history=4,
-                      encoder=EncoderConfig(width=8, depth=1),
-                      predictor=PredictorConfig(16, 1, 2, 8, 32, 0.0),
-                      regularizer="none", target="oracle")  # fmt: skip
+def oracle() -> WorldModel:
+    return build_world_model(observation="state", obs_size=12, action_dim=2, window=5, history=4,
+                             encoder=EncoderConfig(width=8, depth=1),
+                             predictor=PredictorConfig(16, 1, 2, 8, 32, 0.0),
+                             target="oracle")  # fmt: skip
 
 
 def test_predictions_are_mapped_back_to_state_units_per_agent_and_context():
     m = oracle()
-    bn = m.model.projector.bn
+    bn = m.projector.bn
     bn.running_mean.copy_(torch.arange(12.0) / 100)
     bn.running_var.copy_(torch.full((12,), 4.0 - bn.eps))  # std 2
     value = torch.zeros(12)
     value[0 * 6 + 4], value[0 * 6 + 5] = 0.25, 0.05  # agent 0: cue_c 0.5 + 0.04, cue_d 0.1 + 0.05
-    m.model.predictor = Constant(value)
+    m.predictor = Constant(value)
     items = [
         {"condition": "trust_C", "episode": 0, "t_star": 4, "agent_a": 0, "agent_b": 1},
         {"condition": "provoked_D", "episode": 1, "t_star": 4, "agent_a": 1, "agent_b": 0},
     ]
     state, actions = np.zeros((2, 6, 12), np.float32), np.zeros((2, 6, 2), np.float32)
-    out = readout(m, state, actions, items, LAYOUT)
+    out = readout(m, 4, state, actions, items, LAYOUT)
     assert out["trust"]["a_cue_c"] == pytest.approx(0.54) and out["trust"]["a_cue_d"] == 0.15
     assert out["trust"]["a_p_defect"] == pytest.approx(0.15 / 0.69, abs=1e-4)
     assert out["trust"]["b_cue_c"] == pytest.approx(0.10) and out["trust"]["b_cue_d"] == 0.11
@@ -67,7 +68,7 @@ def test_predictions_are_mapped_back_to_state_units_per_agent_and_context():
     want = (0.0 - 0.90 / 2) ** 2 + (0.0 + 0.11 / 2) ** 2  # agent 1 is predicted 0
     assert out["provoked"]["a_err_if_c"] == pytest.approx(want, abs=1e-4)
     with pytest.raises(ValueError, match="no provoked_D items"):
-        readout(m, state, actions, items[:1], LAYOUT)
+        readout(m, 4, state, actions, items[:1], LAYOUT)
 
 
 def test_command_line_refuses_a_model_that_is_not_an_oracle(tmp_path):

@@ -14,8 +14,9 @@ import pytest
 from data_gen import polis
 from data_gen.agents import C, D
 from data_gen.polis_config import PolisConfig
+from pwm.checkpoint import LoadedModel
 from pwm.data.format import finalize, open_dataset, write_shard
-from pwm.module import EncoderConfig, JEPAModule, PredictorConfig
+from pwm.probes.checkpoint import random_model
 from pwm.probes.config import ProbeError, load_config
 from pwm.probes.consequence import CONSEQUENCE_FILE, consequence_probe
 
@@ -58,19 +59,21 @@ def pairs_set(tmp_path_factory):
     return counterfactual_set(tmp_path_factory.mktemp("cf") / "set")
 
 
-def polis_model() -> JEPAModule:
-    return JEPAModule(
-        observation="pixels",
-        obs_size=32,
-        action_dim=3,
-        window=8,
-        history=4,
-        world="polis",
-        embed_dim=32,
-        projector_hidden=64,
-        encoder=EncoderConfig(8, 32, 1, 2),
-        predictor=PredictorConfig(32, 1, 2, 16, 64, 0.0),
-    ).eval()
+def polis_model() -> LoadedModel:
+    """A random pixel network of a Polis model's hyperparameters (seed 0)."""
+    hparams = {
+        "observation": "pixels",
+        "obs_size": 32,
+        "action_dim": 3,
+        "window": 8,
+        "history": 4,
+        "world": "polis",
+        "embed_dim": 32,
+        "projector_hidden": 64,
+        "encoder": {"patch_size": 8, "width": 32, "depth": 1, "heads": 2},
+        "predictor": {"width": 32, "depth": 1, "heads": 2, "head_dim": 16, "mlp_dim": 64},
+    }
+    return random_model(hparams, seed=0)
 
 
 def test_counterfactual_pairs_differ_only_from_the_ego_action(pairs_set):

@@ -18,7 +18,8 @@ import yaml
 from data_gen.cli import main as data_main
 from pwm.cli import main as pwm_main
 from pwm.data.format import sha256_file
-from pwm.module import EncoderConfig, JEPAModule, PredictorConfig
+from pwm.models import EncoderConfig, PredictorConfig
+from pwm.module import JEPAModule
 from pwm.probes.checkpoint import load_checkpoint
 from pwm.probes.items import open_items
 from pwm.probes.surprise import run_model

@@ -26,6 +26,7 @@ import torch
 from faults import CHECKPOINT_EVERY_4, poisoned_copy, run_pwm
 
 from data_gen.cli import main as data_main
+from pwm.checkpoint import load_world_model
 from pwm.data import DatasetError, open_dataset
 from pwm.data.format import sha256_file, shard_name
 from pwm.module import JEPAModule
@@ -123,8 +124,7 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(
     ckpt = torch.load(tmp_path / "debug/version_0/checkpoints/last.ckpt", weights_only=True)
     assert ckpt["global_step"] == bad_step // 4 * 4 > 0  # the last save before the fault
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
-    hp = {k: v for k, v in ckpt["hyper_parameters"].items() if not k.startswith("_")}
-    JEPAModule(**hp).load_state_dict(ckpt["state_dict"])
+    load_world_model(tmp_path / "debug/version_0/checkpoints/last.ckpt")
 
 
 def test_non_finite_gradient_is_stopped_before_the_optimizer_step():

@@ -7,7 +7,8 @@ import lightning as L
 import torch
 
 from pwm.data import WorldDataModule
-from pwm.module import EncoderConfig, JEPAModule, OptimConfig, PredictorConfig
+from pwm.models import EncoderConfig, PredictorConfig
+from pwm.module import JEPAModule, OptimConfig
 
 PWM = [sys.executable, "-m", "pwm.cli"]
 

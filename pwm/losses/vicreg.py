@@ -8,7 +8,7 @@ on off-diagonal covariance. Input (T, B, D) or (B, D); statistics are per time s
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 
 def vicreg(
@@ -25,3 +25,11 @@ def vicreg(
     off = cov - torch.diag_embed(torch.diagonal(cov, dim1=1, dim2=2))
     cov_loss = off.square().sum((1, 2)).mean() / D
     return std_weight * std_loss + cov_weight * cov_loss
+
+
+class VICReg(nn.Module):
+    """`vicreg` as a regulariser module (regularizers.py): `reg(z, step)`, z (T, B, D) or (B, D);
+    the step is not used."""
+
+    def forward(self, z: Tensor, step: int | None = None) -> Tensor:
+        return vicreg(z)

@@ -136,7 +136,7 @@ class Predictor(nn.Module):
             raise ValueError(f"objects must be >= 1 and divide embed_dim {embed_dim}: {objects}")
         self.history, self.action_dim, self.objects = history, action_dim, objects
         self.inp = nn.Linear(embed_dim // objects, width)
-        self.pos = nn.Parameter(torch.zeros(1, max_len, width))
+        self.pos = nn.Parameter(torch.zeros(1, max_len, width))  # time step embedding
         nn.init.trunc_normal_(self.pos, std=0.02)
         if action_dim > 0:
             self.action = nn.Sequential(
@@ -144,15 +144,15 @@ class Predictor(nn.Module):
             )
         else:
             self.cond = nn.Parameter(torch.zeros(1, 1, width))
+        if objects > 1:  # object identity embedding
+            self.ident = nn.Parameter(torch.zeros(1, 1, objects, width))
+            nn.init.trunc_normal_(self.ident, std=0.02)
         self.blocks = nn.ModuleList(
             AdaLNZeroBlock(width, heads, head_dim, mlp_dim, dropout) for _ in range(depth)
         )
         self.norm = nn.LayerNorm(width)
         hidden = 4 * embed_dim if embed_dim < 512 else 2048
         self.proj = Projector(width, hidden, embed_dim // objects)  # per object token
-        if objects > 1:  # created last: a k = 1 predictor draws its initialisation as before
-            self.ident = nn.Parameter(torch.zeros(1, 1, objects, width))
-            nn.init.trunc_normal_(self.ident, std=0.02)
 
     def forward(self, z: Tensor, actions: Tensor, last: bool = False) -> Tensor:
         """z (B, T, D), actions (B, T, A) -> (B, T, D), position t predicting z_{t+1}; with

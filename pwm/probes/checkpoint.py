@@ -1,13 +1,14 @@
 """Checkpoints for the probes: load a trained model, build random ones, check them against items.
 
-A checkpoint is read with `torch.load(weights_only=True)` (never unpickled) and rebuilt from its
-saved hyperparameters. Randomly initialised networks of the same architecture (the chance band,
-DESIGN 4.3/4.4) are built under a forked, explicitly seeded torch RNG, so building them does not
-touch the global RNG. A checkpoint matches an item set when its observation (kind and shape)
-matches the items' arrays and it was trained on the items' world; `cross_world` allows the
-physics-model x Polis-items (and reverse) cells of the 2x2 design, where the model is given zero
-actions: the other world's actions mean something else (a push in physics; a move and a C/D
-choice in Polis), and zeros are the least out-of-distribution input.
+A checkpoint is loaded by `pwm.checkpoint.load_world_model` (weights_only, never unpickled):
+the WorldModel and the hyperparameters it was built from. Randomly initialised networks of the
+same architecture (the chance band, DESIGN 4.3/4.4) come from the same builder under a forked,
+explicitly seeded torch RNG, so building them does not touch the global RNG. A checkpoint
+matches an item set when its observation (kind and shape) matches the items' arrays and it was
+trained on the items' world; `cross_world` allows the physics-model x Polis-items (and reverse)
+cells of the 2x2 design, where the model is given zero actions: the other world's actions mean
+something else (a push in physics; a move and a C/D choice in Polis), and zeros are the least
+out-of-distribution input.
 """
 
 from __future__ import annotations
@@ -16,38 +17,28 @@ from pathlib import Path
 
 import torch
 
-from pwm.checkpoint import CheckpointError, read_checkpoint
+from pwm.checkpoint import CheckpointError, LoadedModel, load_world_model
 from pwm.data.format import Dataset
-from pwm.module import JEPAModule
+from pwm.models import architecture, build_world_model
 from pwm.probes.config import ProbeError
 from pwm.probes.items import ItemSet
 
 
-def load_checkpoint(path: str | Path) -> JEPAModule:
-    """The JEPAModule of a checkpoint (read by `pwm.checkpoint.read_checkpoint`), eval, CPU."""
+def load_checkpoint(path: str | Path) -> LoadedModel:
+    """The world model (eval, CPU) and hyperparameters of a checkpoint; ProbeError if unusable."""
     try:
-        ckpt = read_checkpoint(str(path))
+        return load_world_model(path)
     except CheckpointError as e:
         raise ProbeError(str(e)) from None
-    module = JEPAModule(**hparams_of(ckpt["hyper_parameters"]))
-    try:
-        module.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as e:
-        raise ProbeError(f"{path}: weights do not fit its hyperparameters ({e})") from None
-    return module.eval()
 
 
-def hparams_of(saved: dict) -> dict:
-    """The JEPAModule arguments among a checkpoint's saved hyperparameters."""
-    return {k: v for k, v in saved.items() if not k.startswith("_")}
-
-
-def random_model(hparams: dict, seed: int) -> JEPAModule:
-    """A randomly initialised JEPAModule with the given architecture (eval mode)."""
+def random_model(hparams: dict, seed: int) -> LoadedModel:
+    """A randomly initialised world model of the given architecture (eval mode), built from
+    `seed` under a forked torch RNG."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        module = JEPAModule(**hparams_of(hparams))
-    return module.eval()
+        model = build_world_model(**architecture(hparams))
+    return LoadedModel(model.eval(), hparams)
 
 
 def check_dataset(hparams: dict, dataset: Dataset, where: str) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from pwm.checkpoint import LoadedModel
 from pwm.data.format import Dataset
 from pwm.probes import linear
 from pwm.probes.checkpoint import check_dataset
@@ -69,10 +70,10 @@ def usable_pairs(pairs: np.ndarray, dataset: Dataset, context: int, cfg: VoEConf
 
 @torch.no_grad()
 def consequence_probe(
-    module, dataset: Dataset, context: int, cfg: VoEConfig, device="cpu", progress=None
+    module: LoadedModel, dataset: Dataset, context: int, cfg: VoEConfig, device="cpu", progress=None
 ) -> dict:
-    """Run the probe for a JEPAModule; returns per target {predicted, true, encoded, gap: lists
-    over steps} (means over held-out pairs)."""
+    """Run the probe for a world model and its hyperparameters (checkpoint.py); returns per
+    target {predicted, true, encoded, gap: lists over steps} (means over held-out pairs)."""
     pairs = usable_pairs(read_pairs(dataset, dict(module.hparams)), dataset, context, cfg)
     model, observation = module.model, module.hparams["observation"]
     S, H = cfg.consequence_horizon, context

@@ -21,8 +21,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from data_gen.render import CUE_C, CUE_D
+
 REGRESSION = ("positions", "velocities", "trust_to_ego", "trust_from_ego", "reputation", "cues")
-CUE_C, CUE_D = 1, 2  # data_gen.render's cue codes
 
 
 def targets(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

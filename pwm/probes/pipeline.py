@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from rich.progress import Progress
 
+from pwm.checkpoint import LoadedModel
 from pwm.data.format import Dataset
 from pwm.probes import baselines, linear
 from pwm.probes.checkpoint import check_compatible, random_model
@@ -47,9 +48,9 @@ GROUND_TRUTH = ("positions", "velocities", "trust", "cues", "dispositions")
 
 @dataclass
 class Runner:
-    """The trained module and the settings every model pass shares."""
+    """The trained network and the settings every model pass shares."""
 
-    module: object  # JEPAModule
+    module: LoadedModel  # the world model and its hyperparameters (checkpoint.py)
     hparams: dict
     cfg: VoEConfig
     context: int

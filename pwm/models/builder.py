@@ -1,0 +1,180 @@
+"""Build a WorldModel from plain hyperparameters: the one place where a network is assembled.
+
+The arguments are the architecture hyperparameters a checkpoint stores (the `model.*` options
+of `pwm fit` without those of the loss and the optimiser), so training (pwm/module.py), the
+checkpoint loader (pwm/checkpoint.py) and the probes' random networks build the same network
+from the same values. The choices made here:
+
+- the encoder follows the observation: a ViT for pixels, an MLP for the flat state, and one
+  shared MLP per object when the state splits into `objects` k > 1 (encoders.py);
+- the BN projector maps each object's feature to its D / k part of the embedding z;
+- `target: oracle` has no encoder to learn: z is the state standardised per feature (D = the
+  state's size), so only the predictor learns; no other target changes the network;
+- the predictor (predictor.py) covers windows of up to `window` frames and attends to `history`.
+
+Invalid combinations are refused here with one line naming the option.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, fields
+
+from torch import nn
+
+from pwm.models.encoders import ObjectStateEncoder, StateEncoder, StateIdentity, ViTEncoder
+from pwm.models.jepa import WorldModel
+from pwm.models.predictor import Predictor
+from pwm.models.projector import Projector, Standardizer
+from pwm.models.targets import TARGETS
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Frame encoder.
+
+    Args:
+        patch_size: ViT patch side (pixels); must divide the image size.
+        width: ViT / MLP width.
+        depth: ViT layers / MLP hidden layers.
+        heads: ViT attention heads.
+        mlp_dim: ViT MLP hidden size (0: 4 * width).
+    """
+
+    patch_size: int = 8
+    width: int = 192
+    depth: int = 12
+    heads: int = 3
+    mlp_dim: int = 0
+
+
+@dataclass(frozen=True)
+class PredictorConfig:
+    """Causal AdaLN-zero predictor.
+
+    Args:
+        width: transformer width.
+        depth: number of blocks.
+        heads: attention heads.
+        head_dim: dimension per head.
+        mlp_dim: MLP hidden size.
+        dropout: dropout rate.
+    """
+
+    width: int = 192
+    depth: int = 6
+    heads: int = 16
+    head_dim: int = 64
+    mlp_dim: int = 2048
+    dropout: float = 0.1
+
+
+def as_config(cls: type, value):
+    """A config section as its dataclass `cls`, given as one or as a dict (from a checkpoint)."""
+    if isinstance(value, cls):
+        return value
+    unknown = sorted(set(value) - {f.name for f in fields(cls)})
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys {unknown}")
+    return cls(**value)
+
+
+def build_world_model(
+    observation: str = "pixels",
+    obs_size: int = 64,
+    action_dim: int = 0,
+    window: int = 16,
+    history: int = 8,
+    embed_dim: int = 192,
+    projector_hidden: int = 2048,
+    encoder: EncoderConfig | dict = EncoderConfig(),  # noqa: B008 (frozen, immutable)
+    predictor: PredictorConfig | dict = PredictorConfig(),  # noqa: B008
+    target: str = "online",
+    objects: int = 1,
+) -> WorldModel:
+    """A randomly initialised WorldModel (training mode), drawn from torch's global RNG.
+
+    The arguments mean what the `model.*` options of the same names do (pwm/module.py), whose
+    defaults they share; `encoder` and `predictor` may be dicts, as checkpoints store them. Of
+    the targets (targets.py) only `oracle` changes the network.
+    """
+    encoder, predictor = as_config(EncoderConfig, encoder), as_config(PredictorConfig, predictor)
+    check(observation, obs_size, window, history, embed_dim, encoder, target, objects)
+    if target == "oracle":  # z = the standardised state; nothing but the predictor learns
+        enc, proj, embed_dim = StateIdentity(obs_size), Standardizer(obs_size), obs_size
+    else:
+        enc = frame_encoder(observation, obs_size, encoder, objects)
+        proj = Projector(enc.out_dim, projector_hidden, embed_dim // objects)  # per object
+    p = predictor
+    pred = Predictor(
+        embed_dim,
+        action_dim,
+        history,
+        max_len=window,
+        width=p.width,
+        depth=p.depth,
+        heads=p.heads,
+        head_dim=p.head_dim,
+        mlp_dim=p.mlp_dim,
+        dropout=p.dropout,
+        objects=objects,
+    )
+    return WorldModel(enc, proj, pred)
+
+
+def frame_encoder(observation: str, obs_size: int, cfg: EncoderConfig, objects: int) -> nn.Module:
+    """The learned encoder of one frame: ViT (pixels), MLP (state) or per-object MLP (k > 1)."""
+    if observation == "pixels":
+        return ViTEncoder(obs_size, cfg.patch_size, cfg.width, cfg.depth, cfg.heads, cfg.mlp_dim)
+    if objects > 1:
+        return ObjectStateEncoder(obs_size, objects, cfg.width, cfg.depth)
+    return StateEncoder(obs_size, cfg.width, cfg.depth)
+
+
+def check(
+    observation: str,
+    obs_size: int,
+    window: int,
+    history: int,
+    embed_dim: int,
+    encoder: EncoderConfig,
+    target: str,
+    objects: int,
+) -> None:
+    """ValueError, one line naming the option, for a combination no network can be built from."""
+    if target not in TARGETS:
+        raise ValueError(f"model.target must be one of {', '.join(TARGETS)}, got {target!r}")
+    if observation not in ("pixels", "state"):
+        raise ValueError(f"model.observation must be pixels or state, got {observation!r}")
+    if not 1 <= history < window:
+        raise ValueError(
+            f"model.history must be in [1, data.window), got {history} vs window {window}"
+        )
+    if target == "oracle" and observation != "state":
+        raise ValueError("model.target oracle needs state observations (--data.observation=state)")
+    if objects < 1:
+        raise ValueError(f"model.objects must be >= 1, got {objects}")
+    if objects > 1:
+        if observation != "state":
+            raise ValueError(
+                "model.objects > 1 needs state observations (--data.observation=state)"
+            )
+        if obs_size % objects:
+            raise ValueError(
+                f"model.objects {objects} does not divide the {obs_size} state features"
+            )
+        if target != "oracle" and embed_dim % objects:
+            raise ValueError(f"model.objects {objects} does not divide model.embed_dim {embed_dim}")
+    if observation == "pixels" and obs_size % encoder.patch_size:
+        raise ValueError(
+            f"model.encoder.patch_size {encoder.patch_size} does not divide "
+            f"the image size {obs_size}"
+        )
+
+
+ARCHITECTURE = tuple(inspect.signature(build_world_model).parameters)
+
+
+def architecture(hparams: dict) -> dict:
+    """The `build_world_model` arguments among a checkpoint's hyperparameters (absent: default)."""
+    return {k: hparams[k] for k in ARCHITECTURE if k in hparams}
