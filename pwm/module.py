@@ -9,12 +9,12 @@ and
 
 with three parts chosen by name from small tables, each called once per step: the target
 (`model.target`, models/targets.py: LeWM's `online` z, `stopgrad`, `ema`, `frozen`, `oracle`),
-the regulariser (`model.regularizer`, losses/regularizers.py: `sigreg`, `vicreg`, `none`) and
-the prediction loss (losses/prediction.py: the mean squared error). Every step logs
-`stage/pred_loss`, `stage/reg_loss`, `stage/loss` and embedding health (`stage/z_std`,
-`stage/z_rank`), so collapse shows in every run. A non-finite loss or gradient stops training
-with a clear message before any weight changes (every rank stops at once under DDP), so the last
-checkpoint written is the last good one.
+the regulariser (`model.regularizer`, losses/regularizers.py: `sigreg`, `vicreg`, `none`) and the
+prediction loss (`model.prediction`, losses/prediction.py: LeWM's `mse`, or `gaussian`). Every step
+logs `stage/pred_loss`, `stage/reg_loss`, `stage/loss` and embedding health (`stage/z_std`,
+`stage/z_rank`), so collapse shows in every run. A non-finite loss or gradient stops training with a
+clear message before any weight changes (every rank stops at once under DDP), so the last checkpoint
+written is the last good one.
 
 The submodules' names are the keys of every checkpoint's state_dict: `model.*` (the
 WorldModel), the regulariser under its own name (`sigreg.step`) and the target as
@@ -39,6 +39,7 @@ from pwm.models.targets import TARGETS
 
 # the choices of `model.regularizer` and `model.target` (and of `--help`): the tables' names
 RegularizerName = Literal[tuple(REGULARIZERS)]
+PredictionName = Literal[tuple(PREDICTION_LOSSES)]
 TargetName = Literal[tuple(TARGETS)]
 
 
@@ -86,6 +87,9 @@ class JEPAModule(L.LightningModule):
             (state observations only: z is the simulator state standardised per feature, no
             encoder parameters; only the predictor learns).
         ema_momentum: EMA decay of the target encoder when target is `ema`.
+        prediction: the prediction loss, and so the probes' surprise: `mse` (LeWM's squared
+            error) or `gaussian` (the predictor also gives a log-variance per feature; the loss
+            is the Gaussian negative log-likelihood; losses/prediction.py says why).
         objects: k, object tokens per frame: 1 (LeWM: one embedding per frame) or, with state
             observations, the number of objects in the state (object-centric: one shared encoder
             per object, z the concatenated object embeddings of embed_dim / k each, and a
@@ -113,6 +117,7 @@ class JEPAModule(L.LightningModule):
         target: TargetName = "online",
         ema_momentum: float = 0.996,
         objects: int = 1,
+        prediction: PredictionName = "mse",
         optim: OptimConfig = OptimConfig(),  # noqa: B008
     ):
         super().__init__()
@@ -139,10 +144,11 @@ class JEPAModule(L.LightningModule):
             predictor=predictor,
             target=target,
             objects=objects,
+            prediction=prediction,
         )
         self.add_module(regularizer, REGULARIZERS[regularizer](num_directions))
         self.target_encoder = TARGETS[target](self.model, ema_momentum)
-        self.prediction_loss = PREDICTION_LOSSES["mse"]()  # the only one so far
+        self.prediction_loss = PREDICTION_LOSSES[prediction]()
 
     @property
     def regularizer(self) -> nn.Module:
@@ -153,12 +159,12 @@ class JEPAModule(L.LightningModule):
     def model_step(self, batch: dict[str, Tensor], stage: str) -> dict[str, Tensor]:
         obs, actions = batch["obs"], batch["actions"]  # (B, L, ...), (B, L, A)
         z = self.model.encode(obs)  # (B, L, D)
-        pred = self.model.predict(z[:, :-1], actions[:, :-1])  # (B, L-1, D)
+        pred, logvar = self.model.predict_dist(z[:, :-1], actions[:, :-1])  # (B, L-1, D) each
         target = self.target_encoder(obs, z)[:, 1:]  # (B, L-1, D)
         assert pred.shape == target.shape, (pred.shape, target.shape)
         step = self.global_step if stage == "train" else 0  # fixed directions for val/test
         losses = {
-            "pred_loss": self.prediction_loss(pred, target),
+            "pred_loss": self.prediction_loss(pred, target, logvar),
             "reg_loss": self.regularizer(rearrange(z, "b t d -> t b d"), step),  # (L, B, D) in
         }
         losses["loss"] = losses["pred_loss"] + self.hparams.lam * losses["reg_loss"]

@@ -150,3 +150,31 @@ def test_last_only_prediction_equals_the_full_pass(objects):
     torch.testing.assert_close(
         pred(z[:, :4], a[:, :4], last=True), pred(z[:, :4], a[:, :4])[:, -1:]
     )
+
+
+def test_gaussian_prediction_scores_a_likelihood_and_keeps_the_mean_path():
+    import torch
+
+    from pwm.losses.prediction import surprise
+    from pwm.models import build_world_model
+
+    torch.manual_seed(0)
+    common = dict(observation="state", obs_size=12, action_dim=3, window=6, history=4,
+                  embed_dim=8, projector_hidden=16, predictor=dict(width=16, depth=1, heads=2,
+                  head_dim=8, mlp_dim=32, dropout=0.0), objects=2)  # fmt: skip
+    gauss = build_world_model(**common, prediction="gaussian").eval()
+    z, a = torch.randn(3, 5, 8), torch.randn(3, 5, 3)
+    mean, logvar = gauss.predict_dist(z, a)
+    assert mean.shape == logvar.shape == (3, 5, 8) and logvar.abs().max() <= 8
+    torch.testing.assert_close(gauss.predict(z, a), mean)  # rollouts use the mean
+    target = torch.randn(3, 5, 8)
+    want = (0.5 * ((mean - target) ** 2 / logvar.exp() + logvar)).mean(-1)
+    torch.testing.assert_close(gauss.error(mean, target, logvar), want)
+    # a confident prediction that misses costs more than an unsure one that misses equally
+    sure, unsure = torch.full((1, 8), -4.0), torch.full((1, 8), 0.0)
+    miss = torch.ones(1, 8)
+    assert surprise(torch.zeros(1, 8), miss, sure) > surprise(torch.zeros(1, 8), miss, unsure)
+    plain = build_world_model(**common)  # mse: no variance head
+    assert plain.predict_dist(z, a)[1] is None
+    with pytest.raises(ValueError, match="model.prediction must be one of mse, gaussian"):
+        build_world_model(**common, prediction="laplace")

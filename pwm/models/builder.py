@@ -10,7 +10,9 @@ from the same values. The choices made here:
 - the BN projector maps each object's feature to its D / k part of the embedding z;
 - `target: oracle` has no encoder to learn: z is the state standardised per feature (D = the
   state's size), so only the predictor learns; no other target changes the network;
-- the predictor (predictor.py) covers windows of up to `window` frames and attends to `history`.
+- the predictor (predictor.py) covers windows of up to `window` frames and attends to `history`;
+  a `prediction` loss that scores a distribution (`gaussian`, losses/prediction.py) gives it a
+  log-variance head.
 
 Invalid combinations are refused here with one line naming the option.
 """
@@ -22,6 +24,7 @@ from dataclasses import dataclass, fields
 
 from torch import nn
 
+from pwm.losses.prediction import PREDICTION_LOSSES, VARIANCE
 from pwm.models.encoders import ObjectStateEncoder, StateEncoder, StateIdentity, ViTEncoder
 from pwm.models.jepa import WorldModel
 from pwm.models.predictor import Predictor
@@ -91,6 +94,7 @@ def build_world_model(
     predictor: PredictorConfig | dict = PredictorConfig(),  # noqa: B008
     target: str = "online",
     objects: int = 1,
+    prediction: str = "mse",
 ) -> WorldModel:
     """A randomly initialised WorldModel (training mode), drawn from torch's global RNG.
 
@@ -100,6 +104,9 @@ def build_world_model(
     """
     encoder, predictor = as_config(EncoderConfig, encoder), as_config(PredictorConfig, predictor)
     check(observation, obs_size, window, history, embed_dim, encoder, target, objects)
+    if prediction not in PREDICTION_LOSSES:
+        names = ", ".join(PREDICTION_LOSSES)
+        raise ValueError(f"model.prediction must be one of {names}, got {prediction!r}")
     if target == "oracle":  # z = the standardised state; nothing but the predictor learns
         enc, proj, embed_dim = StateIdentity(obs_size), Standardizer(obs_size), obs_size
     else:
@@ -118,6 +125,7 @@ def build_world_model(
         mlp_dim=p.mlp_dim,
         dropout=p.dropout,
         objects=objects,
+        variance=VARIANCE[prediction],
     )
     return WorldModel(enc, proj, pred)
 

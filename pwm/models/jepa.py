@@ -4,7 +4,11 @@ Composes injected parts and never reads a config; a predictor is called as
 `predictor(z, actions, last=False)` (`last`: the last position only, models/predictor.py).
 `encode` embeds every frame of a batch of windows once; `predict` gives, at every position t,
 the prediction of z_{t+1} from the last H embeddings and the action a_t; `rollout` predicts
-autoregressively from a context with given future actions (for the consequence probe). An
+autoregressively from a context with given future actions (for the consequence probe);
+`predict_dist` also returns the predictor's log-variance (None without a variance head) and
+`error` turns a prediction and its target into the per-position surprise the probes use: the
+squared error per feature, or with a variance head the Gaussian negative log-likelihood per
+feature (losses/prediction.py: the training loss is the mean of the same quantity). An
 object-centric encoder gives k object features per frame, which the projector maps one by one
 and `encode` concatenates.
 """
@@ -14,6 +18,8 @@ from __future__ import annotations
 import torch
 from einops import rearrange
 from torch import Tensor, nn
+
+from pwm.losses.prediction import surprise
 
 
 class WorldModel(nn.Module):
@@ -32,6 +38,15 @@ class WorldModel(nn.Module):
     def predict(self, z: Tensor, actions: Tensor, last: bool = False) -> Tensor:
         """(B, T, D), (B, T, A) -> (B, T, D): position t predicts z_{t+1}; `last`: (B, 1, D)."""
         return self.predictor(z, actions, last=last)
+
+    def predict_dist(self, z: Tensor, actions: Tensor, last: bool = False):
+        """As `predict`, returning (mean, log-variance or None), each (B, T | 1, D)."""
+        return self.predictor(z, actions, last=last, logvar=True)
+
+    @staticmethod
+    def error(mean: Tensor, target: Tensor, logvar: Tensor | None = None) -> Tensor:
+        """(..., D) each -> (...,): the per-position surprise (losses.prediction.surprise)."""
+        return surprise(mean, target, logvar)
 
     @torch.no_grad()
     def rollout(self, z_context: Tensor, actions: Tensor) -> Tensor:

@@ -18,6 +18,11 @@ frames: token (t, i) attends to (t', j) for every j and t - H < t' <= t, so "the
 me, and what it did to me a round ago" is one attention step instead of a function of the whole
 flat vector. Every token of step t is conditioned on the action a_t; the output projector maps
 each token back to its object's D / k features. With k = 1 it is the one-token-per-frame model.
+
+With `variance` the output projector gives every feature a log-variance too (the prediction is a
+diagonal Gaussian over z_{t+1}, `prediction: gaussian`, losses/prediction.py): `forward(...,
+logvar=True)` returns (mean, log-variance), each (B, T, D); the log-variance is squashed into
+[-LOGVAR_MAX, LOGVAR_MAX] (a soft clamp: no feature's weight in the likelihood can run away).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from pwm.models.projector import Projector
+
+LOGVAR_MAX = 8.0  # log-variances live in [-8, 8]: variances from 3e-4 to 3e3
 
 
 def sliding_causal_mask(T: int, history: int, device=None) -> Tensor:
@@ -113,6 +120,7 @@ class Predictor(nn.Module):
         dropout: dropout in attention and MLP.
         objects: k, object tokens per frame (1: the whole embedding is one token); must divide
             embed_dim.
+        variance: also predict a log-variance per feature (a Gaussian prediction).
     """
 
     def __init__(
@@ -128,6 +136,7 @@ class Predictor(nn.Module):
         mlp_dim: int,
         dropout: float = 0.1,
         objects: int = 1,
+        variance: bool = False,
     ):
         super().__init__()
         if history < 1:
@@ -135,6 +144,7 @@ class Predictor(nn.Module):
         if objects < 1 or embed_dim % objects:
             raise ValueError(f"objects must be >= 1 and divide embed_dim {embed_dim}: {objects}")
         self.history, self.action_dim, self.objects = history, action_dim, objects
+        self.variance = variance
         self.inp = nn.Linear(embed_dim // objects, width)
         self.pos = nn.Parameter(torch.zeros(1, max_len, width))  # time step embedding
         nn.init.trunc_normal_(self.pos, std=0.02)
@@ -152,12 +162,14 @@ class Predictor(nn.Module):
         )
         self.norm = nn.LayerNorm(width)
         hidden = 4 * embed_dim if embed_dim < 512 else 2048
-        self.proj = Projector(width, hidden, embed_dim // objects)  # per object token
+        out = embed_dim // objects * (2 if variance else 1)  # per object token: mean (, logvar)
+        self.proj = Projector(width, hidden, out)
 
-    def forward(self, z: Tensor, actions: Tensor, last: bool = False) -> Tensor:
+    def forward(self, z: Tensor, actions: Tensor, last: bool = False, logvar: bool = False):
         """z (B, T, D), actions (B, T, A) -> (B, T, D), position t predicting z_{t+1}; with
         `last` only the last position's prediction (B, 1, D), the same numbers for less work
-        (the last block and the projector run on the last frame's tokens only: the probes)."""
+        (the last block and the projector run on the last frame's tokens only: the probes).
+        With `logvar`, (mean, log-variance or None without a variance head)."""
         B, T, _ = z.shape
         if T > self.pos.shape[1]:
             raise ValueError(
@@ -176,5 +188,11 @@ class Predictor(nn.Module):
         mask = object_causal_mask(T, k, self.history, z.device)  # (T k, T k)
         for i, block in enumerate(self.blocks):
             x = block(x, cond, mask, last and i == len(self.blocks) - 1)
-        out = self.proj(self.norm(x))  # (B, T k | k, D/k)
-        return rearrange(out, "b (t k) d -> b t (k d)", k=k)  # (B, T | 1, D)
+        out = self.proj(self.norm(x))  # (B, T k | k, D/k (x 2 with variance))
+        mean, lv = out.chunk(2, dim=-1) if self.variance else (out, None)  # (B, T k | k, D/k)
+        mean = rearrange(mean, "b (t k) d -> b t (k d)", k=k)  # (B, T | 1, D)
+        if not logvar:
+            return mean
+        if lv is not None:
+            lv = LOGVAR_MAX * torch.tanh(rearrange(lv, "b (t k) d -> b t (k d)", k=k) / LOGVAR_MAX)
+        return mean, lv

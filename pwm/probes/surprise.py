@@ -1,4 +1,6 @@
-"""Per-frame surprise of a world model (DESIGN 4.1): s(t) = mean_d (pred_t[d] - z_t[d])^2.
+"""Per-frame surprise of a world model (DESIGN 4.1): s(t) = mean_d (pred_t[d] - z_t[d])^2, or,
+for a model trained with a Gaussian prediction loss, the mean over d of the Gaussian negative
+log-likelihood of z_t[d] (WorldModel.error: the same quantity the model was trained on).
 
 `pred_t` is the predictor's output at the last position of the H frames before t, teacher forced
 with the encoder's embeddings z_{t-H}..z_{t-1} and the actions a_{t-H}..a_{t-1} — exactly how a
@@ -36,9 +38,9 @@ def frame_surprise(model: WorldModel, z: Tensor, actions: Tensor, context: int) 
     act = actions[:, :-1].unfold(1, context, 1)  # (B, T-H, A, H)
     ctx = rearrange(ctx, "b n d h -> (b n) h d")  # (B*(T-H), H, D)
     act = rearrange(act, "b n a h -> (b n) h a")  # (B*(T-H), H, A)
-    pred = model.predict(ctx, act, last=True)[:, 0]  # (B*(T-H), D): prediction of z_t
+    pred, logvar = model.predict_dist(ctx, act, last=True)  # (B*(T-H), 1, D) each
     target = rearrange(z[:, context:], "b n d -> (b n) d")  # (B*(T-H), D)
-    err = ((pred - target) ** 2).mean(-1)  # (B*(T-H),)
+    err = model.error(pred[:, 0], target, None if logvar is None else logvar[:, 0])  # (B*(T-H),)
     out = torch.full((B, T), float("nan"), device=z.device)
     out[:, context:] = rearrange(err, "(b n) -> b n", b=B)
     return out  # (B, T)
