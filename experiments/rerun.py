@@ -102,7 +102,7 @@ def plan(metrics: dict, scratch: Path) -> tuple[list[list[str]], Path, dict]:
         argv = d["generated_by"][0]["argv"]
         if argv[:1] != ["pwm"] or argv[1:2] not in (["generate"], ["items"]):
             raise RerunError(f"dataset {d['path']} was not made by `pwm generate|items`: {argv}")
-        new = scratch / "data" / f"{len(datasets)}-{Path(path).name}"
+        new = scratch / "data" / str(len(datasets)) / Path(path).name  # the name names items
         datasets[path] = (d["manifest_sha256"], new)
         commands.append(_rewrite(argv[1:], {"--out": str(new)}, {}, SPLIT))
     fit = training[0]["argv"]  # the first invocation: a resumed run added `--ckpt_path last`
@@ -173,8 +173,8 @@ def compare(old: dict, new: dict) -> tuple[list[str], float]:
         part = "/".join([p for p in key.split("/")[1:] if not p.isdigit()][:3])
         parts[part] = max(parts.get(part, 0.0), d)
     worst = max(parts.values(), default=0.0)
-    lines.append("max |difference| by part: " + ", ".join(
-        f"{p} {d:.3g}" for p, d in sorted(parts.items()) if d > 0) or "none")  # fmt: skip
+    differ = ", ".join(f"{p} {d:.3g}" for p, d in sorted(parts.items()) if d > 0)
+    lines.append(f"max |difference| by part: {differ or 'none'}")
     lines.append(f"max |difference| over all {len(x)} numbers: {worst:.3g}")
     return lines, worst
 
