@@ -5,6 +5,11 @@ Shard `i` is always simulated from `np.random.default_rng([seed, i])`, so the by
 depend only on (config, seed, i): the same whatever the number of worker processes, whichever
 job of a `--shard i --num-shards n` split produced it, and whether it was made in one run or
 resumed after a kill. Finished shards are skipped on re-run; the manifest is written last.
+
+Each invocation appends its provenance (commit, command, versions, machine: pwm/provenance.py)
+to `provenance.json` beside the manifest, never inside it: the manifest and the shards stay a
+function of (config, seed) alone, byte for byte, while the record of who made them grows with
+each job of a split or resumed generation.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from rich.progress import Progress
 
+from pwm import provenance
 from pwm.data.format import (
     MANIFEST,
     DatasetError,
@@ -63,6 +69,7 @@ def generate_dataset(
         raise DatasetError(f"--shard must be in [0, --num-shards), got {shard} of {num_shards}")
     if workers < 1:
         raise DatasetError(f"--workers must be >= 1, got {workers}")
+    provenance.write(out, provenance.collect())
     sizes = shard_sizes(num_episodes, episodes_per_shard)
     todo = [i for i in range(shard, len(sizes), num_shards) if read_shard_record(out, i) is None]
     with Progress(transient=True) as bar:

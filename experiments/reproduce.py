@@ -2,6 +2,11 @@
 
     python experiments/reproduce.py [--part PART ...] [--seeds 0 1 2] [--obs pixels state]
                                     [--worlds physics polis] [--variants VARIANT ...]
+    python experiments/reproduce.py --rerun PROBE_DIR   # one run again from its provenance
+
+`--rerun` re-makes the datasets, the fit and the probe of one probe folder from the commands
+its metrics.json records, in a fresh folder under runs/, and prints how the numbers compare
+(experiments/rerun.py); nothing else of the study runs.
 
 Parts (default: all, in this order; each makes the datasets it needs first):
 - data: training sets (physics; Polis civilized; a Polis mixture, half the episodes hobbesian),
@@ -81,10 +86,12 @@ import gzip
 import json
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import rerun as rerun_check
 from runner import dataset, fit, probe, run
 
 from pwm.probes.metrics import spearman_lawful
@@ -391,7 +398,16 @@ def main() -> None:
     p.add_argument("--variants", nargs="+", choices=variants, default=list(variants),
                    help="the ablations, curricula and object-centric variants to run "
                         "(default: all)")  # fmt: skip
+    p.add_argument("--rerun", type=Path, metavar="PROBE_DIR",
+                   help="re-run one probed run from its recorded provenance into runs/ and "
+                        "compare its metrics (experiments/rerun.py)")  # fmt: skip
     args = p.parse_args()
+    if args.rerun:
+        try:
+            raise SystemExit(rerun_check.rerun(args.rerun, Path("runs"), run))
+        except rerun_check.RerunError as e:
+            print(f"reproduce.py --rerun: error: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
     t0 = time.time()
     d = datasets()
     if "main" in args.part:
@@ -408,7 +424,7 @@ def main() -> None:
         objects(d, args)
     if "report" in args.part:
         report("python experiments/reproduce.py " + " ".join(f"--{k} {' '.join(map(str, v))}"
-               for k, v in vars(args).items()))  # fmt: skip
+               for k, v in vars(args).items() if k != "rerun"))  # fmt: skip
     print(f"finished in {(time.time() - t0) / 60:.1f} min")
 
 

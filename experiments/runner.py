@@ -4,7 +4,9 @@ Every step checks for its finished output first and skips when it is there, so a
 re-run after an interruption and never silently overwrites a finished result:
 
 - a dataset / item set is finished when its manifest exists; an unfinished one (killed run) is
-  resumed by re-running the same command (the generator keeps finished shards);
+  resumed by re-running the same command (the generator keeps finished shards). A kept dataset
+  is named with the commit that generated it (its provenance.json), with a warning when its
+  recorded command differs from the one asked for (stale data made by other options);
 - a training run `runs/<name>/version_0` is finished when its `last.ckpt` has reached max_steps;
   an unfinished one is resumed with `--ckpt_path last` (bit-identical to an uninterrupted run);
 - a probe is finished when its `metrics.json` exists.
@@ -18,6 +20,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from pwm import provenance
 
 PWM = [sys.executable, "-m", "pwm.cli"]
 
@@ -35,10 +39,33 @@ def run(args: list[str]) -> None:
 def dataset(command: str, world: str, out: Path, *options: str) -> Path:
     """`pwm generate|items WORLD --out OUT ...` unless OUT is already a finished dataset."""
     if (out / "manifest.json").exists():
-        print(f"- {out}: exists, kept")
+        made = provenance.dataset_record(out)["generated_by"]
+        if made == provenance.NONE_RECORDED:
+            print(f"- {out}: exists, kept ({made})")
+        else:
+            dirty = " with uncommitted changes" if made[0]["dirty"] is True else ""
+            print(f"- {out}: exists, kept (generated at {made[0]['commit'][:7]}{dirty})")
+            asked = ["pwm", command, world, "--out", str(out), *options]
+            if _options(made[0]["argv"]) != _options(asked):
+                print(f"  warning: it was made by `{' '.join(made[0]['argv'])}`, not "
+                      f"`{' '.join(asked)}`: delete it to make it anew")  # fmt: skip
     else:
         run([command, world, "--out", str(out), *options])
     return out
+
+
+def _options(argv: list[str]) -> list[str]:
+    """A generation command's options that decide its bytes: without --out and the job split."""
+    tokens = [t for a in argv for t in a.split("=", 1)]
+    skip = {"--out": 1, "--workers": 1, "--shard": 1, "--num-shards": 1, "--overwrite": 0}
+    kept, i = [], 0
+    while i < len(tokens):
+        if tokens[i] in skip:
+            i += 1 + skip[tokens[i]]
+            continue
+        kept.append(tokens[i])
+        i += 1
+    return kept
 
 
 def fit(name: str, configs: list[str], max_steps: int, *overrides: str) -> Path:

@@ -6,7 +6,9 @@
 `OfflineWandbLogger` is Lightning's WandbLogger with `offline=True` and `save_dir="runs"` as
 defaults, so a run needs no account and no network (`wandb sync` uploads it later).
 `RunConfigSaver` writes the fully resolved config (every default filled in) as `config.yaml` into
-the run's own log directory, and with wandb also into the run's config and files.
+the run's own log directory, and with wandb also into the run's config and files. Beside it,
+`provenance.json` records the invocation (commit, command, the training set's manifest sha256,
+versions, machine and the resolved config: pwm/provenance.py); a resumed run appends its own.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import yaml
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+from pwm import provenance
 
 
 class OfflineWandbLogger(WandbLogger):
@@ -41,12 +46,32 @@ class OfflineWandbLogger(WandbLogger):
 
 
 class RunConfigSaver(SaveConfigCallback):
-    """Save the resolved config in the run directory; with wandb, also in the wandb run."""
+    """Save the resolved config and the run's provenance in the run directory; with wandb, the
+    config also in the wandb run."""
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        # `trainer.log_dir` is a collective (a broadcast): read it here, where every rank runs,
+        # not in `save_config`, which runs on rank zero only (a DDP run would hang there)
+        self._log_dir = trainer.log_dir
+        super().setup(trainer, pl_module, stage)
 
     def save_config(self, trainer, pl_module, stage: str) -> None:
+        """Called once per run, on rank zero only."""
+        text = self.parser.dump(self.config, skip_none=False)
+        if self._log_dir is not None:
+            data = getattr(trainer.datamodule, "hparams", {}).get("path")
+            record = provenance.collect(inputs={"data": data} if data else {})
+            ckpt = self.config.get("ckpt_path")  # `last`, a path, or None (a fresh run)
+            record["run"] = {
+                "stage": stage,
+                "log_dir": provenance.relative(self._log_dir),
+                "ckpt_path": provenance.relative(ckpt) if ckpt else None,
+                "config": yaml.safe_load(text),
+            }
+            Path(self._log_dir).mkdir(parents=True, exist_ok=True)
+            provenance.write(self._log_dir, record)
         logger = trainer.logger
         if isinstance(logger, WandbLogger):
-            text = self.parser.dump(self.config, skip_none=False)
             logger.experiment.config.update({"pwm_config": text}, allow_val_change=True)
             path = Path(logger.experiment.dir) / "config.yaml"
             path.write_text(text)

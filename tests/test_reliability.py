@@ -26,6 +26,7 @@ import torch
 from faults import CHECKPOINT_EVERY_4, poisoned_copy, run_pwm
 
 from data_gen.cli import main as data_main
+from pwm import provenance
 from pwm.checkpoint import load_world_model
 from pwm.data import DatasetError, open_dataset
 from pwm.data.format import sha256_file, shard_name
@@ -73,7 +74,10 @@ def test_killed_generation_is_not_a_dataset_and_rerun_completes_it(command, tmp_
     open_dataset(cut)
     a, b = tree(cut), tree(full)
     assert sorted(a) == sorted(b) and "manifest.json" in a  # no leftover temporaries
-    assert all(a[k] == b[k] for k in a), [k for k in a if a[k] != b[k]]
+    # every file byte-identical but provenance.json, which records the killed job and the resume
+    same = [k for k in a if k != "provenance.json"]
+    assert all(a[k] == b[k] for k in same), [k for k in same if a[k] != b[k]]
+    assert len(provenance.read(cut)) == 2 and len(provenance.read(full)) == 1
 
 
 # ---- 3. corruption, through the real entry point ------------------------------------------------

@@ -7,7 +7,10 @@ the linear-probe bars). Settings come from one file (`--config`, default experim
 plausible items as the calibration set and the item set as the linear-probe data for that
 world; `--consequence DIR` runs the consequence probe on a counterfactual set; `--wandb` logs the
 figures and headline numbers to an offline wandb run in OUT/wandb. Bad input is one line on
-stderr and exit code 2 (ProbeError, raised at the boundary).
+stderr and exit code 2 (ProbeError, raised at the boundary). metrics.json ends with a
+`provenance` block (pwm/provenance.py): this probe's command, commit, versions and machine, the
+manifest sha256 of every dataset it read, and the checkpoint's sha256 with the provenance of the
+run that trained it, so a committed probe folder says what made every number in it.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numpy as np
 import torch
 from rich.progress import Progress
 
-from pwm import __version__
+from pwm import __version__, provenance
 from pwm.data.format import open_dataset
 from pwm.probes import plots
 from pwm.probes.checkpoint import check_dataset, load_checkpoint, random_model
@@ -139,6 +142,15 @@ def main(argv: list[str]) -> int:
                 who: consequence_probe(m, consequence, context, cfg, device, bar)
                 for who, m in (("model", module), ("random_init", random_model(hp, cfg.seed)))
             }
+    datasets = [(f, d) for f in ("items", "calib", "probe_data") for d in getattr(args, f)]
+    datasets += [("consequence", args.consequence)] if args.consequence else []
+    metrics["provenance"] = {
+        **provenance.collect(
+            argv=["pwm", "probe", *argv],
+            inputs={f"{f.replace('_', '-')}:{provenance.relative(d)}": d for f, d in datasets},
+        ),
+        "checkpoint": provenance.checkpoint_record(args.ckpt),
+    }
     metrics = jsonable(metrics)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     (out / "metrics.md").write_text(probe_report(metrics))

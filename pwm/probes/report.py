@@ -8,7 +8,9 @@ mean accuracy above the mean chance band's upper edge); the betrayal verdict (M1
 flags; the baselines' mean accuracies; the linear probes' mean scores. The heat map crosses
 models (rows, labelled with their training world) with item worlds (columns): each cell is the
 world's headline (mean paired accuracy over `headline` comparisons), so a physical and a
-political model on physical and political items give the 2x2 design of DESIGN 1.
+political model on physical and political items give the 2x2 design of DESIGN 1. A last
+section (pwm/probes/provenance_report.py) says which commits made the runs and flags the runs
+whose code or datasets differ from the report's; its JSON is REPORT_provenance.json.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from pwm.probes import metrics as M
-from pwm.probes import plots
+from pwm.probes import plots, provenance_report
 from pwm.probes.cli import Parser, jsonable
 from pwm.probes.config import ProbeError
 from pwm.probes.markdown import BASELINES, ci, fmt, table
@@ -261,7 +263,10 @@ def main(argv: list[str]) -> int:
     labels = [f"{n} ({w})" for n, w in models]
     plots.heatmap(values, labels, worlds, "headline", heat)
     grid = (labels, worlds, values)
-    out.write_text(render(groups, summaries, heat.name, runs[0]["config"]["primary"], grid))
+    lineage = provenance_report.summarise(args.runs, runs)
+    text = render(groups, summaries, heat.name, runs[0]["config"]["primary"], grid)
+    out.write_text(text + "\n" + "\n".join(provenance_report.lines(lineage)))
+    out.with_name(out.stem + "_provenance.json").write_text(json.dumps(lineage, indent=1))
     (out.with_suffix(".json")).write_text(
         json.dumps(jsonable({" / ".join(k): v for k, v in summaries.items()}), indent=1)
     )
