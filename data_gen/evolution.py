@@ -41,14 +41,15 @@ from scipy.integrate import solve_ivp
 
 
 def replicator_rhs(a: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """dx/dt for a batch of mixes x (M, K): x_i ((A x)_i - x . A x), the replicator equation."""
-    ax = x @ a.T  # (M, K): (A x)_i per row
+    """dx/dt for a batch of mixes x (M, K): x_i ((A x)_i - x . A x), the replicator equation;
+    `a` is one game (K, K) or one per mix (M, K, K)."""
+    ax = x @ a.T if a.ndim == 2 else np.einsum("mij,mj->mi", a, x)  # (M, K): (A x)_i
     return x * (ax - (x * ax).sum(1, keepdims=True))
 
 
 def replicator(a: np.ndarray, x0: np.ndarray, t_end: float, points: int = 200):
-    """Trajectories from starts x0 (M, K) (or one (K,)): times (P,) (0, then log-spaced up to
-    t_end) and mixes (P, M, K)."""
+    """Trajectories from starts x0 (M, K) (or one (K,)) on the game `a` (K, K) or (M, K, K):
+    times (P,) (0, then log-spaced up to t_end) and mixes (P, M, K)."""
     x0 = np.atleast_2d(np.asarray(x0, np.float64))
     m, k = x0.shape
     # log-spaced: the flow is fast early and slow late
@@ -117,7 +118,7 @@ class Moran:
         """Small-mutation limit: rho (K, K), rho[r, m] = fixation of one m among r's (0 on the
         diagonal), and the stationary distribution (K,) over monomorphic states."""
         trans, rho = self._model.calculate_transition_and_fixation_matrix_sml(self.beta)
-        return np.asarray(rho), _stationary(sp.csr_matrix(np.asarray(trans)))
+        return np.asarray(rho), _stationary_gth(np.asarray(trans))
 
     def transition(self, mu: float) -> sp.csr_matrix:
         """(S, S) row-stochastic: P[s, s'] = probability of the step s -> s' (cached per mu)."""
@@ -185,6 +186,26 @@ def _solve(m: sp.csc_matrix, b: np.ndarray) -> np.ndarray:
         if info != 0 or resid > 1e-10:
             raise RuntimeError(f"sparse solve did not converge (info {info}, residual {resid:.1e})")
     return x.reshape(b.shape)
+
+
+def _stationary_gth(p: np.ndarray) -> np.ndarray:
+    """The stationary distribution of a small dense row-stochastic chain by the Grassmann-
+    Taksar-Heyman elimination, which uses no subtraction and so stays accurate when fixation
+    probabilities are as small as 1e-300; all NaN when the chain is reducible (a row of zeros
+    towards the states eliminated so far, e.g. fixation probabilities that underflow to 0)."""
+    p = np.array(p, np.float64)
+    n = len(p)
+    for k in range(n - 1, 0, -1):
+        out = p[k, :k].sum()
+        if not out > 0:
+            return np.full(n, np.nan)
+        p[:k, k] /= out
+        p[:k, :k] += np.outer(p[:k, k], p[k, :k])
+    pi = np.zeros(n)
+    pi[0] = 1.0
+    for k in range(1, n):
+        pi[k] = pi[:k] @ p[:k, k]
+    return pi / pi.sum()
 
 
 def _stationary(p: sp.csr_matrix) -> np.ndarray:

@@ -86,6 +86,13 @@ class RatioEstimate:
         resid = ((self.sums - mean * self.counts) * (weights / total)).sum((1, 2))  # (E,)
         return float((weights * mean).sum()), float(Z95 * np.sqrt(e / (e - 1) * (resid**2).sum()))
 
+    def bootstrap(self, rng: np.random.Generator, reps: int) -> np.ndarray:
+        """(reps, K, K) means of episodes resampled with replacement (multinomial weights)."""
+        e = len(self.sums)
+        w = rng.multinomial(e, np.full(e, 1.0 / e), size=reps).astype(np.float64)  # (R, E)
+        s, c = w @ self.sums.reshape(e, -1), w @ self.counts.reshape(e, -1)  # (R, K * K)
+        return (s / np.maximum(c, 1)).reshape(reps, K, K)
+
     @property
     def halfwidth(self) -> np.ndarray:  # (K, K) 95% half-width of each cell
         out = np.zeros((K, K))

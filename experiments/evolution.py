@@ -34,7 +34,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data_gen import polis_game  # noqa: E402
-from data_gen.agents import DISPOSITIONS, MACHIAVELLIAN  # noqa: E402
+from data_gen.agents import DEFECTOR, DISPOSITIONS, MACHIAVELLIAN  # noqa: E402
 from data_gen.evolution import Moran, basins, invasion_fitness, replicator  # noqa: E402
 from data_gen.polis_config import (  # noqa: E402
     LAWS,
@@ -67,6 +67,8 @@ class Settings:
     mutation: float = 0.01  # mu of the full chain (0: the small-mutation limit only)
     start: str = "civilized"  # where the Moran path starts: a population or NAME=W,...
     basin_samples: int = 1000
+    bootstrap: int = 200  # episode-bootstrap replicates of each game, for the flows' robustness
+    sml_sizes: tuple[int, ...] = (30, 100)  # more population sizes for the small-mutation limit
     t_end: float = 2000.0  # replicator time (payoffs per round are of order 1)
     payoffs: tuple[float, float, float, float] = (5.0, 3.0, 1.0, 0.0)
 
@@ -81,7 +83,7 @@ class Settings:
             )
         if not (math.isfinite(self.beta) and self.beta >= 0):
             raise ValueError(f"--beta must be a finite number >= 0, got {self.beta}")
-        for name in ("episodes", "invasion_episodes", "basin_samples"):
+        for name in ("episodes", "invasion_episodes", "basin_samples", "bootstrap"):
             if getattr(self, name) < 2:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 2")
         if not (math.isfinite(self.t_end) and self.t_end > 0):
@@ -104,6 +106,7 @@ QUICK = dict(
     witness_radii=(0.1, 0.3),
     basin_samples=40,
     long_frames=121,
+    bootstrap=20,
 )
 
 
@@ -176,6 +179,7 @@ def analyse(s: Settings, progress: Progress) -> tuple[dict, dict]:
             inv_end, inv_end_h = invasion_ci(game.per_round, x_end)
             moran = Moran(a, s.population_size, s.beta)
             rho, pi_sml = moran.sml()
+            boot = game.per_round.bootstrap(np.random.default_rng(next(seeds)), s.bootstrap)
             res["games"][str(tremble)] = {
                 "A": a.tolist(),
                 "halfwidth": half.tolist(),
@@ -197,6 +201,7 @@ def analyse(s: Settings, progress: Progress) -> tuple[dict, dict]:
                 "basin_samples": s.basin_samples,
                 "sml_stationary": pi_sml.tolist(),
                 "sml_fixation": rho.tolist(),
+                "bootstrap_flows": flow_fates(s, boot, civ, hob),
             }
             if tremble == DEFAULT_TREMBLE:
                 cur.update(times=times, traj=traj, a=a, half=half)
@@ -252,6 +257,23 @@ def analyse(s: Settings, progress: Progress) -> tuple[dict, dict]:
     return out, curves
 
 
+def flow_fates(s: Settings, boot: np.ndarray, civ: np.ndarray, hob: np.ndarray) -> dict:
+    """Where the replicator flow from each mix ends, over bootstrap games (R, K, K): the share
+    of replicates ending cooperative (defectors + machiavellians < 1%) or defective (> 99%)."""
+    r = len(boot)
+    starts = np.concatenate([np.tile(civ, (r, 1)), np.tile(hob, (r, 1))])  # (2R, K)
+    end = replicator(np.concatenate([boot, boot]), starts, s.t_end, points=2)[1][-1]  # (2R, K)
+    bad = end[:, [DEFECTOR, MACHIAVELLIAN]].sum(1)  # (2R,)
+    out = {}
+    for name, part in (("civilized", bad[:r]), ("hobbesian", bad[r:])):
+        out[name] = {
+            "cooperative": float((part < 0.01).mean()),
+            "defective": float((part > 0.99).mean()),
+            "replicates": r,
+        }
+    return out
+
+
 def moran_full(s: Settings, moran: Moran, cur: dict) -> dict:
     """The finite-population results at the default tremble (see the module docstring)."""
     civ = np.array(POPULATIONS["civilized"])
@@ -275,7 +297,9 @@ def moran_full(s: Settings, moran: Moran, cur: dict) -> dict:
         cur.update(path=path, generations=np.arange(len(path)))
     else:  # the small-mutation limit: the time spent monomorphic in each type
         mean = moran.sml()[1]
+    sml_by_size = {str(n): Moran(moran.a, n, s.beta).sml()[1].tolist() for n in s.sml_sizes}
     return {
+        "sml_stationary_by_size": sml_by_size,
         "population_size": z,
         "beta": s.beta,
         "mutation": s.mutation,
@@ -342,6 +366,7 @@ def parse(argv: list[str]) -> tuple[Settings, Path]:
     p.add_argument("--mutation", type=float, default=d.mutation, help="mu in [0, 1]")
     p.add_argument("--start", default=d.start, help="Moran start: civilized|hobbesian|NAME=W,..")
     p.add_argument("--basin-samples", type=int, default=d.basin_samples)
+    p.add_argument("--bootstrap", type=int, default=d.bootstrap, help="bootstrap replicates")
     for flag, v in zip(("t", "r", "p", "s"), d.payoffs, strict=True):
         p.add_argument(f"--payoff-{flag}", type=float, default=v, help=f"PD payoff {flag.upper()}")
     a = p.parse_args(argv)
@@ -362,6 +387,7 @@ def parse(argv: list[str]) -> tuple[Settings, Path]:
         mutation=a.mutation,
         start=a.start,
         basin_samples=a.basin_samples,
+        bootstrap=a.bootstrap,
         payoffs=(a.payoff_t, a.payoff_r, a.payoff_p, a.payoff_s),
     )
     if a.quick:

@@ -27,9 +27,19 @@ def sign(value: float, half: float) -> str:
 
 def mix(x, floor: float = 0.01) -> str:
     """A mix as 'recip 0.52, grim 0.31' (types above `floor`)."""
-    x = np.asarray(x)
+    x = np.asarray(x, np.float64)
+    if not np.isfinite(x).all():
+        return "degenerate (fixation probabilities underflow)"
     parts = [f"{SHORT[i]} {x[i]:.2f}" for i in np.argsort(-x) if x[i] > floor]
     return ", ".join(parts)
+
+
+def fates(f: dict) -> str:
+    """The bootstrap flows as one phrase."""
+    n = f["civilized"]["replicates"]
+    return f"over {n} episode-bootstrap games the flow ends cooperative / defective from " + (
+        ", ".join(f"{k} {v['cooperative']:.0%} / {v['defective']:.0%}" for k, v in f.items())
+    )
 
 
 def pm(v: float, h: float) -> str:
@@ -57,6 +67,7 @@ def law_section(law: str, r: dict, default: str) -> list[str]:
         f"types that can enter (CI not below 0): {', '.join(enter) or 'none'}."
     )
     lines.append(f"- Hobbesian mix flows to: {mix(g['replicator_end']['hobbesian'])}.")
+    lines.append(f"- Robustness: {fates(g['bootstrap_flows'])}.")
     basin = ", ".join(
         f"{k.replace('reciprocator', 'recip')} {v:.2f}" for k, v in list(g["basins"].items())[:4]
     )
@@ -84,7 +95,9 @@ def law_section(law: str, r: dict, default: str) -> list[str]:
     lines.append(
         f"- Small-mutation-limit stationary: {mix(g['sml_stationary'], 0.005)}; with "
         f"mutation {m['mutation']}: mean mix {mix(m['stationary_mean'], 0.005)} "
-        "(the `evolved` population)."
+        "(the `evolved` population). Small-mutation limit at larger populations: "
+        + "; ".join(f"Z={n}: {mix(v, 0.005)}" for n, v in m["sml_stationary_by_size"].items())
+        + "."
     )
     lo = r["long_lifetime"]
     lines.append(
@@ -131,7 +144,8 @@ def write_report(doc: dict, curves: dict, out: Path) -> None:
                 f"**{law}, tremble {t}** (max CI half-width {g['max_halfwidth']:.3f}, "
                 f"{100 * g['max_halfwidth'] / g['range']:.1f}% of the matrix's range "
                 f"{g['range']:.2f}; civilized flows to {mix(g['replicator_end']['civilized'])}"
-                f"; hobbesian to {mix(g['replicator_end']['hobbesian'])})"
+                f"; hobbesian to {mix(g['replicator_end']['hobbesian'])}; "
+                f"{fates(g['bootstrap_flows'])})"
             )
             lines += ["", *game_table(r, t), ""]
     lines += ["Plots: game.png, replicator.png, invasion.png, moran.png.", ""]

@@ -109,3 +109,14 @@ def test_full_chain_stationary_matches_detailed_balance():
     np.testing.assert_allclose(pi[np.argsort(k_of)], expected, rtol=1e-8)
     path = moran.path(mu, [1, z - 1], steps=4000, every=4000)
     assert abs(path[-1, 0] - expected @ np.arange(z + 1) / z) < 1e-3  # converging to it
+
+
+def test_sml_stationary_is_exact_for_three_types():
+    """Three types: the SML chain's stationary distribution solves pi = pi T (checked densely)."""
+    a = np.array([[3.0, 0.5, 1.0], [4.0, 1.0, 0.2], [2.0, 2.5, 1.5]])
+    moran = Moran(a, 20, 0.7)
+    rho, pi = moran.sml()
+    t = rho / 2
+    t[np.diag_indices(3)] = 1 - t.sum(1)
+    np.testing.assert_allclose(pi @ t, pi, atol=1e-14)
+    assert abs(pi.sum() - 1) < 1e-12
