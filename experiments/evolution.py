@@ -177,6 +177,7 @@ def analyse(s: Settings, progress: Progress) -> tuple[dict, dict]:
             x_end = traj[-1, 0]
             inv_civ, inv_civ_h = invasion_ci(game.per_round, civ)
             inv_end, inv_end_h = invasion_ci(game.per_round, x_end)
+            inv_def, inv_def_h = invasion_ci(game.per_round, np.eye(K)[DEFECTOR])
             moran = Moran(a, s.population_size, s.beta)
             rho, pi_sml = moran.sml()
             boot = game.per_round.bootstrap(np.random.default_rng(next(seeds)), s.bootstrap)
@@ -196,6 +197,10 @@ def analyse(s: Settings, progress: Progress) -> tuple[dict, dict]:
                 "invasion_at_civilized_end": {
                     "fitness": inv_end.tolist(),
                     "halfwidth": inv_end_h.tolist(),
+                },
+                "invasion_at_all_defector": {
+                    "fitness": inv_def.tolist(),
+                    "halfwidth": inv_def_h.tolist(),
                 },
                 "basins": dict(sorted(shares.items(), key=lambda kv: -kv[1])),
                 "basin_samples": s.basin_samples,

@@ -68,6 +68,15 @@ def law_section(law: str, r: dict, default: str) -> list[str]:
     )
     lines.append(f"- Hobbesian mix flows to: {mix(g['replicator_end']['hobbesian'])}.")
     lines.append(f"- Robustness: {fates(g['bootstrap_flows'])}.")
+    ad = g["invasion_at_all_defector"]
+    signs = {sign(ad["fitness"][i], ad["halfwidth"][i]) for i in range(6) if i != 4}
+    verdict = "No" if "+" in signs else "Yes" if signs == {"-"} else "Unresolved (a CI covers 0)"
+    lines.append(
+        f"- All-defector society stable (strict Nash)? **{verdict}**: "
+        "mutants' invasion fitness A[j, D] - A[D, D] is "
+        + ", ".join(f"{SHORT[i]} {pm(ad['fitness'][i], ad['halfwidth'][i])}" for i in range(4))
+        + f", machiav {pm(ad['fitness'][5], ad['halfwidth'][5])}."
+    )
     basin = ", ".join(
         f"{k.replace('reciprocator', 'recip')} {v:.2f}" for k, v in list(g["basins"].items())[:4]
     )

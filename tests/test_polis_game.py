@@ -114,3 +114,18 @@ def test_evolved_population_reads_the_stored_mix(tmp_path):
     assert evolved_mixes(path)["justice"] == tuple(weights)
     with pytest.raises(ValueError, match="evolution.py"):
         evolved_mixes(tmp_path / "missing.json")
+
+
+def test_generate_an_evolved_society_same_seed_same_bytes(tmp_path, capsys):
+    from pwm.data.format import open_dataset
+
+    base = ["generate", "polis", "--episodes", "4", "--frames", "13", "--image-size", "16",
+            "--population", "evolved", "--law", "reciprocity"]  # fmt: skip
+    for name in ("a", "b"):
+        assert cli.main([*base, "--out", str(tmp_path / name)]) == 0
+    one, two = open_dataset(tmp_path / "a"), open_dataset(tmp_path / "b")
+    assert one.manifest["shards"] == two.manifest["shards"]
+    config = one.manifest["config"]
+    assert config["population"] == "evolved" and config["payoff_t"] == 5.0
+    assert tuple(config["dispositions"]) == evolved_mixes()["reciprocity"]
+    assert PolisConfig(population="evolved").weights == {"evolved": evolved_mixes()["justice"]}
