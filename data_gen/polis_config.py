@@ -19,7 +19,7 @@ Populations (disposition weights per agent; `noisy_fraction` of agents tremble a
 - `evolved`: the mix that evolution selects in Polis under the config's law (experiments/
   evolution.py: the stationary distribution of a Moran process with mutation on the empirical
   game of Polis), read from the stored result `EVOLVED` and copied into `dispositions` at
-  construction, so the manifest records the exact weights used.
+  construction (for the law given then), so the manifest records the exact weights used.
 
 Payoffs (`payoff_t`, `payoff_r`, `payoff_p`, `payoff_s`): the prisoner's-dilemma payoff of one
 exchange to an agent, T (it defects on a cooperator), R (both cooperate), P (both defect), S (it

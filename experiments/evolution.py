@@ -11,7 +11,8 @@ chain with mutation (its exact stationary distribution, the expected path from `
 fixation of each invader into a civilized society), the direct invasion fitness of each mutant
 in civilized episodes, the machiavellian's across witness radii, and a longer-lifetime check.
 
-Writes to --out (default experiments/results/evolution/): results.json (every number, with the
+Writes to --out (default experiments/results/evolution/; with --quick runs/evolution-quick/, so a
+debug run never overwrites the committed results): results.json (every number, with the
 command and commit), evolved.json (the evolved mix per law, read by `--population evolved`;
 no provenance in it, so the same seed gives the same bytes), REPORT.md and PNGs
 (experiments/evolution_report.py). Bad options fail with one line, exit code 2, nothing written.
@@ -46,6 +47,7 @@ from data_gen.polis_config import (  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "experiments/results/evolution"
+QUICK_OUT = ROOT / "runs/evolution-quick"  # a debug run never overwrites the committed results
 K = len(DISPOSITIONS)
 DEFAULT_TREMBLE = PolisConfig().tremble
 
@@ -357,7 +359,12 @@ def parse(argv: list[str]) -> tuple[Settings, Path]:
     def floats(text: str) -> tuple[float, ...]:
         return tuple(float(v) for v in text.split(",") if v.strip())
 
-    p.add_argument("--out", type=Path, default=OUT, help="output directory (default %(default)s)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help=f"output directory (default {OUT.relative_to(ROOT)}; "
+        f"with --quick {QUICK_OUT.relative_to(ROOT)}, git-ignored)",
+    )
     p.add_argument("--quick", action="store_true", help="a small debug run (seconds, loose CIs)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--episodes", type=int, default=d.episodes, help="episodes per game")
@@ -398,7 +405,7 @@ def parse(argv: list[str]) -> tuple[Settings, Path]:
     if a.quick:
         s = replace(s, **QUICK)
     s.check()
-    return s, a.out
+    return s, a.out or (QUICK_OUT if a.quick else OUT)
 
 
 def main(argv: list[str]) -> int:
