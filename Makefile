@@ -4,7 +4,7 @@ PWM     := .venv/bin/pwm
 STAMP   := .venv/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo reproduce test test-slow lint format bench clean
+.PHONY: help install demo reproduce evolve test test-slow lint format bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,6 +22,9 @@ demo: $(STAMP)  ## the main job on built-in defaults (see README)
 
 reproduce: $(STAMP)  ## the full study, CPU hours (experiments/reproduce.py; ARGS="--part main")
 	$(PY) experiments/reproduce.py $(ARGS)
+
+evolve: $(STAMP)  ## evolutionary analysis of Polis -> experiments/results/evolution/ (ARGS="--quick")
+	$(PY) experiments/evolution.py $(ARGS)
 
 lint: $(STAMP)  ## ruff check + ruff format --check
 	.venv/bin/ruff check .

@@ -16,6 +16,20 @@ Populations (disposition weights per agent; `noisy_fraction` of agents tremble a
 - `hobbesian`: many defectors and machiavellians; defection is common.
 - `mixture`: each episode is hobbesian with probability `hobbesian_fraction`, else civilized.
 - `custom`: the weights given in `dispositions` (e.g. from `--dispositions reciprocator=1`).
+- `evolved`: the mix that evolution selects in Polis under the config's law (experiments/
+  evolution.py: the stationary distribution of a Moran process with mutation on the empirical
+  game of Polis), read from the stored result `EVOLVED` and copied into `dispositions` at
+  construction (for the law given then), so the manifest records the exact weights used.
+
+Payoffs (`payoff_t`, `payoff_r`, `payoff_p`, `payoff_s`): the prisoner's-dilemma payoff of one
+exchange to an agent, T (it defects on a cooperator), R (both cooperate), P (both defect), S (it
+cooperates with a defector). They do not change the simulation (no agent reads them); they are
+the world's scoring rule, used by the evolutionary analysis (data_gen/polis_game.py) and
+recorded in the manifest. Defaults are Axelrod's tournament payoffs T=5, R=3, P=1, S=0, the
+textbook values (and the axelrod library's), so numbers compare with the literature; they satisfy
+T > R > P > S (a dilemma) and 2R > T + S (taking turns at exploiting does not beat mutual
+cooperation). Payoffs must be finite and >= 0: an agent that meets no one earns 0 that round, so
+0 is the outside option and a negative payoff would make avoiding exchanges a strategy.
 
 Laws, a ladder of legibility (DESIGN 3.3; `law`, polis_exchange.py applies them):
 
@@ -32,7 +46,11 @@ Laws, a ladder of legibility (DESIGN 3.3; `law`, polis_exchange.py applies them)
 
 from __future__ import annotations
 
+import functools
+import json
+import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from data_gen.agents import DISPOSITIONS
 
@@ -41,8 +59,23 @@ POPULATIONS = {
     "civilized": (0.45, 0.20, 0.10, 0.10, 0.15, 0.00),
     "hobbesian": (0.15, 0.05, 0.10, 0.05, 0.35, 0.30),
 }
-POPULATION_NAMES = (*POPULATIONS, "mixture", "custom")
+POPULATION_NAMES = (*POPULATIONS, "mixture", "custom", "evolved")
 LAWS = ("reciprocity", "justice")
+# The evolved mixes, one per law, written by experiments/evolution.py (repository-relative).
+EVOLVED = Path(__file__).resolve().parents[1] / "experiments/results/evolution/evolved.json"
+
+
+@functools.cache
+def evolved_mixes(path: Path = EVOLVED) -> dict[str, tuple[float, ...]]:
+    """The stored evolved disposition weights per law, in DISPOSITIONS order."""
+    if not path.is_file():
+        raise ValueError(
+            f"population 'evolved' needs {path.name}; make it with python experiments/evolution.py"
+        )
+    data = json.loads(path.read_text())
+    if tuple(data["dispositions"]) != DISPOSITIONS:
+        raise ValueError(f"{path.name} lists dispositions {data['dispositions']}, not DISPOSITIONS")
+    return {law: tuple(float(w) for w in entry["weights"]) for law, entry in data["laws"].items()}
 
 
 def parse_dispositions(text: str) -> tuple[float, ...]:
@@ -72,7 +105,7 @@ class PolisConfig:
         image_size: rendered frame size in pixels (0: do not render).
         population: civilized, hobbesian, mixture or custom.
         hobbesian_fraction: for `mixture`, the probability that an episode is hobbesian.
-        dispositions: for `custom`, weights in DISPOSITIONS order.
+        dispositions: for `custom`, weights in DISPOSITIONS order (for `evolved`, filled in).
         law: `reciprocity` (lag 1) or `justice` (lag 2), see the module docstring.
         round_len: frames between exchange rounds (at frames round_len, 2 round_len, ...).
         radius: disc radius.
@@ -92,6 +125,8 @@ class PolisConfig:
         ego_explore: probability that the ego's behaviour policy picks C or D uniformly at random.
         speed: top speed per frame; social, contact, wander: force scales per frame.
         ego_force: the force of a unit ego move action (actions[:, :2] are clipped to [-1, 1]).
+        payoff_t, payoff_r, payoff_p, payoff_s: prisoner's-dilemma payoffs of one exchange
+            (temptation, reward, punishment, sucker), see the module docstring.
     """
 
     n_agents: int = 6
@@ -123,6 +158,10 @@ class PolisConfig:
     contact: float = 0.01
     wander: float = 0.003
     ego_force: float = 0.009
+    payoff_t: float = 5.0
+    payoff_r: float = 3.0
+    payoff_p: float = 1.0
+    payoff_s: float = 0.0
 
     def __post_init__(self):
         if self.population not in POPULATION_NAMES:
@@ -131,8 +170,13 @@ class PolisConfig:
             )
         if self.law not in LAWS:
             raise ValueError(f"unknown law {self.law!r}; known: {', '.join(LAWS)}")
+        check_payoffs(self.payoffs)
+        if self.population == "evolved" and not self.dispositions:
+            object.__setattr__(self, "dispositions", evolved_mixes()[self.law])
         if self.population == "custom" and len(self.dispositions) != len(DISPOSITIONS):
             raise ValueError("population 'custom' needs --dispositions NAME=WEIGHT,...")
+        if self.population == "evolved" and len(self.dispositions) != len(DISPOSITIONS):
+            raise ValueError(f"population 'evolved' needs {len(DISPOSITIONS)} weights")
         if not 2 <= self.n_agents <= 12:
             raise ValueError(f"--agents must be in [2, 12], got {self.n_agents}")
         if self.frames < 1:
@@ -181,10 +225,15 @@ class PolisConfig:
             raise ValueError("speed and ego_force must be > 0 and force scales >= 0")
 
     @property
+    def payoffs(self) -> tuple[float, float, float, float]:
+        """(T, R, P, S), the prisoner's-dilemma payoffs of one exchange."""
+        return self.payoff_t, self.payoff_r, self.payoff_p, self.payoff_s
+
+    @property
     def weights(self) -> dict[str, tuple[float, ...]]:
         """Disposition weights of each population an episode can be drawn from."""
-        if self.population == "custom":
-            return {"custom": self.dispositions}
+        if self.population in ("custom", "evolved"):
+            return {self.population: self.dispositions}
         if self.population == "mixture":
             return {"civilized": POPULATIONS["civilized"], "hobbesian": POPULATIONS["hobbesian"]}
         return {self.population: POPULATIONS[self.population]}
@@ -193,3 +242,16 @@ class PolisConfig:
     def p_hobbesian(self) -> float:
         """Probability that an episode is drawn from the hobbesian mix."""
         return {"mixture": self.hobbesian_fraction, "hobbesian": 1.0}.get(self.population, 0.0)
+
+
+def check_payoffs(payoffs: tuple[float, float, float, float]) -> None:
+    """Refuse payoffs (T, R, P, S) that are not a prisoner's dilemma, with a one-line message."""
+    t, r, p, s = payoffs
+    flags = ("--payoff-t", "--payoff-r", "--payoff-p", "--payoff-s")
+    for flag, value in zip(flags, payoffs, strict=True):
+        if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+            raise ValueError(f"{flag} must be a finite number >= 0, got {value}")
+    if not t > r > p > s:
+        raise ValueError(f"payoffs must satisfy T > R > P > S, got T={t}, R={r}, P={p}, S={s}")
+    if not 2 * r > t + s:
+        raise ValueError(f"payoffs must satisfy 2R > T + S, got 2R={2 * r}, T+S={t + s}")
