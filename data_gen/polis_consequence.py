@@ -21,7 +21,9 @@ exchange: it cooperates in the first, defects in the second. Construction, per s
   of the two replays is the natural run itself (bit for bit).
 
 With the default react_delay = 2 nobody moves differently before frame t + 2 round_len + 1:
-the partner's distance from the ego diverges only in the last frames of an 18-frame horizon.
+the partner's distance from the ego diverges from the third round of a 30-frame (5-round) probe
+horizon on. The default crop (60 frames before t, 36 from it on, in 241-frame search runs as
+long as the social-law study's training episodes) holds a round-level model's context.
 
 Episodes are pair-major (cooperate, defect, cooperate, ...). Besides the world's ground truth
 (polis.frame_arrays, dispositions, tremble, hobbesian), `state` and `pixels`, each episode
@@ -53,9 +55,9 @@ class ConsequenceConfig:
     length), the crop (`before` frames before the ego's exchange, `after` from it on) and the
     search batch size."""
 
-    world: PolisConfig = field(default_factory=lambda: PolisConfig(frames=64))
-    before: int = 16
-    after: int = 24
+    world: PolisConfig = field(default_factory=lambda: PolisConfig(frames=241))
+    before: int = 60  # 10 rounds: the context of a model that steps one round at a time
+    after: int = 36  # a 30-frame (5-round) probe horizon and a margin
     search_batch: int = 64
     episodes_per_shard: int = 64  # 32 pairs
 

@@ -102,8 +102,11 @@ def test_partner_keeps_farther_from_a_defector(cf):
     # positions react to trust after react_delay rounds, so they agree until t + delay * L ...
     still = WORLD.react_delay * WORLD.round_len
     assert np.all(gap[:, : still + 1] == 0)
-    # ... then the betrayed partner (repelled by whom it distrusts) ostracises the ego
-    assert gap[:, -1].mean() > 0.01 and (gap[:, -1] > 0).mean() > 0.8
+    # ... then the betrayed partner (repelled by whom it distrusts) ostracises the ego: three
+    # rounds on (frame t + 17, the end of the first probe's horizon) in most pairs, and on average
+    # over the whole horizon, while the two branches drift apart in other ways too
+    assert gap[:, 17].mean() > 0.01 and (gap[:, 17] > 0).mean() > 0.8
+    assert gap[:, still + 1 :].mean() > 0.02 and gap[:, -1].mean() > gap[:, 17].mean()
 
 
 def test_replaying_the_recorded_ego_moves_reproduces_the_natural_run():
@@ -128,9 +131,9 @@ def test_same_seed_same_bytes_with_one_and_two_workers(sets):
 
 def test_bad_options_fail_with_one_line(tmp_path, capsys):
     out = tmp_path / "never"
-    assert cli.main([*BASE, "--out", str(out), "--after", "60"]) == 2
+    assert cli.main([*BASE, "--out", str(out), "--after", "300"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--search-frames 64 leaves no exchange frame" in err[0]
+    assert len(err) == 1 and "--search-frames 241 leaves no exchange frame" in err[0]
     assert not out.exists()
 
 

@@ -21,7 +21,7 @@ from pwm.probes.config import ProbeError, load_config
 from pwm.probes.consequence import CONSEQUENCE_FILE, consequence_probe
 
 
-def counterfactual_set(out, episodes=48, frames=48, first=6, last=24, seed=0):
+def counterfactual_set(out, episodes=48, frames=72, first=6, last=36, seed=0):
     """Pairs (ego C, ego D) at the ego's first exchange in frames [first, last]."""
     cfg = PolisConfig(frames=frames, image_size=32)
     sc = polis.draw_scenario(cfg, np.random.default_rng(seed), episodes)
@@ -35,7 +35,8 @@ def counterfactual_set(out, episodes=48, frames=48, first=6, last=24, seed=0):
     script.force[t // cfg.round_len - 1, 2 * rows, 0] = C
     script.force[t // cfg.round_len - 1, 2 * rows + 1, 0] = D
     truth = polis.run(cfg, sc.take(np.repeat(keep, 2)), script)
-    arrays = {k: truth[k] for k in ("actions", "positions", "trust", "partner", "executed")}
+    keys = ("actions", "positions", "trust", "cues", "partner", "executed")
+    arrays = {k: truth[k] for k in keys}
     arrays |= {"pixels": polis.pixels(cfg, truth), "state": polis.observe(truth)}
     out.mkdir(parents=True)
     write_shard(out, 0, arrays)
@@ -98,6 +99,41 @@ def test_consequence_probe_reports_true_and_predicted_effects(pairs_set):
         np.array(trust["gap"]), np.array(trust["predicted_effect"]) - np.array(trust["true_effect"])
     )
     assert res["test_pairs"] >= 3
+
+
+@pytest.fixture(scope="module")
+def late_pairs_set(tmp_path_factory):  # the ego's exchange after frame 24: 4 rounds of context
+    return counterfactual_set(tmp_path_factory.mktemp("cf") / "late", first=24)
+
+
+def test_consequence_probe_steps_a_frame_skip_model_by_rounds(late_pairs_set):
+    cfg = load_config("experiments/voe.yaml")
+    hparams = {
+        "observation": "state",
+        "obs_size": 36,
+        "action_dim": 18,
+        "window": 5,
+        "history": 4,
+        "frame_skip": 6,
+        "world": "polis",
+        "embed_dim": 12,
+        "objects": 6,
+        "projector_hidden": 16,
+        "target": "stopgrad",
+        "encoder": {"width": 8, "depth": 1},
+        "predictor": {"width": 16, "depth": 1, "heads": 2, "head_dim": 8, "mlp_dim": 32},
+    }
+    res = consequence_probe(random_model(hparams, seed=0), late_pairs_set, 4, cfg)
+    steps = cfg.consequence_horizon // 6
+    assert res["steps"] == steps and res["frame_skip"] == 6
+    for name in ("distance_to_ego", "trust_to_ego", "partner_defects"):
+        assert len(res[name]["true_effect"]) == steps == len(res[name]["predicted_effect"])
+    # the true effects are read at the model's steps t, t + 6, ...: the collapse from step 0 on
+    assert res["trust_to_ego"]["true_effect"][0] < -0.05
+    assert res["distance_to_ego"]["true_effect"][0] == 0  # nobody has moved differently yet
+    with pytest.raises(ProbeError, match="fewer than 4 pairs leave room for H = 60 frames"):
+        consequence_probe(random_model(hparams | {"history": 10, "window": 11}, seed=0),
+                          late_pairs_set, 10, cfg)  # fmt: skip
 
 
 def test_consequence_probe_needs_the_counterfactual_file(tmp_path):

@@ -109,7 +109,8 @@ def main(argv: list[str]) -> int:
         for ds in by.values():
             check_dataset(hp, ds, flag)
     if consequence is not None:
-        usable_pairs(read_pairs(consequence, hp), consequence, context, cfg)
+        skip = int(hp.get("frame_skip", 1) or 1)
+        usable_pairs(read_pairs(consequence, hp), consequence, context, cfg, skip)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = args.name or f"{hp['world']}-{hp['observation']}"

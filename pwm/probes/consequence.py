@@ -7,15 +7,24 @@ Input: a Polis dataset of counterfactual pairs with a checksummed `consequence.j
 Episodes e_c and e_d are one scenario, identical before frame t; the ego (agent 0) meets partner
 p in the exchange at frame t and cooperates in e_c (its action at t - 1 has cd = +1), defects in
 e_d (cd = -1); every later action is that branch's own recorded action. Ground truth arrays
-`positions` and `trust` give what the simulator says happens in each branch.
+`positions`, `trust` and `cues` give what the simulator says happens in each branch.
 
-Procedure: ridge decoders for the partner's trust in the ego and its distance from the ego are
-fitted on the encoder's embeddings of real frames of one part of the pairs (linear.py; split by
-pair). For every held-out pair, the predictor rolls out `horizon` steps from the H embeddings
-before t (shared by both branches) with each branch's actions; the decoders read the predicted
-embeddings. Reported per target and step: the predicted effect (defect - cooperate, decoded
-from the rollouts), the true effect (from the simulator), the effect decoded from the encoded
-real frames (the decoders' own ceiling), and the gap predicted - true.
+Targets, each read from an embedding by a ridge decoder fitted on the encoder's embeddings of
+real frames of one part of the pairs (linear.py; split by pair):
+- `distance_to_ego`: the partner's distance from the ego, computed from the decoded positions of
+  both (a distance is not linear in the state, positions are: the oracle decodes them exactly);
+- `trust_to_ego`: the partner's trust in the ego, decoded directly (hidden state: decodable only
+  as far as the embedding of one frame carries it; its decoder's R^2 on held-out real frames is
+  reported beside it);
+- `partner_defects`: the partner's defect cue (its retaliation, where they meet).
+For every held-out pair, the predictor rolls out `horizon` frames (horizon // S steps for a
+model that steps S frames, on the frames t, t + S, ...) from the H steps before t (shared by
+both branches) with each branch's actions; the decoders read the predicted embeddings. Reported
+per target and step: the predicted effect (defect - cooperate, decoded from the rollouts), the
+true effect (from the simulator), the effect decoded from the encoded real frames (the decoders'
+own ceiling), the gap predicted - true, and `effect_ratio`: the predicted over the true effect,
+each averaged over the horizon (1 = the predicted consequence has the true size; the issue's
+goal is within 25%).
 """
 
 from __future__ import annotations
@@ -31,7 +40,8 @@ from pwm.probes.config import ProbeError, VoEConfig
 from pwm.probes.surprise import run_model
 
 CONSEQUENCE_FILE = "consequence.json"
-TARGETS = ("trust_to_ego", "distance_to_ego")
+TARGETS = ("distance_to_ego", "trust_to_ego", "partner_defects")
+DECODED = ("positions", "trust_to_ego", "cues")  # what the decoders read off an embedding
 
 
 def read_pairs(dataset: Dataset, hparams: dict) -> np.ndarray:
@@ -50,15 +60,22 @@ def read_pairs(dataset: Dataset, hparams: dict) -> np.ndarray:
     ).reshape(-1, 4)
     if len(rows) < 4:
         raise ProbeError(f"{dataset.root}: the consequence probe needs >= 4 pairs, got {len(rows)}")
-    if not {"positions", "trust", "actions"} <= set(dataset.names):
-        raise ProbeError(f"{dataset.root} lacks positions, trust or actions")
+    if not {"positions", "trust", "cues", "actions"} <= set(dataset.names):
+        raise ProbeError(f"{dataset.root} lacks positions, trust, cues or actions")
     return rows
 
 
-def usable_pairs(pairs: np.ndarray, dataset: Dataset, context: int, cfg: VoEConfig) -> np.ndarray:
-    """The pairs with `context` frames before t_event and consequence_horizon after it in the
-    episode; ProbeError if fewer than 4 (checked by the CLI before any work)."""
-    T, S, H = dataset.shape("actions")[0], cfg.consequence_horizon, context
+def usable_pairs(
+    pairs: np.ndarray, dataset: Dataset, context: int, cfg: VoEConfig, frame_skip: int = 1
+) -> np.ndarray:
+    """The pairs with `context` steps of `frame_skip` frames before t_event and
+    consequence_horizon frames from it on in the episode; ProbeError if fewer than 4 (checked by
+    the CLI before any work)."""
+    T, S, H = dataset.shape("actions")[0], cfg.consequence_horizon, context * frame_skip
+    if S < frame_skip:
+        raise ProbeError(
+            f"consequence_horizon {S} is shorter than one step of the model ({frame_skip} frames)"
+        )
     ok = (pairs[:, 2] - H >= 0) & (pairs[:, 2] + S <= T)
     if ok.sum() < 4:
         raise ProbeError(
@@ -68,16 +85,47 @@ def usable_pairs(pairs: np.ndarray, dataset: Dataset, context: int, cfg: VoEConf
     return pairs[ok]
 
 
+def _truth(dataset: Dataset) -> dict[str, np.ndarray]:
+    """Per-frame ground truth (E, T, ...) of the decoders and of the effects."""
+    arrays = {k: dataset.array(k) for k in ("positions", "trust", "cues")}
+    out = linear.targets(arrays)  # positions (E, T, 2N), trust_to_ego (E, T, N-1), cues (E, T, 2N)
+    out["partner_defects"] = out["cues"][..., arrays["cues"].shape[-1] :]  # (E, T, N): D cues
+    return out
+
+
+def _readers(decoders: dict, partner: np.ndarray, n: int) -> dict:
+    """Per target, a function (P, S, D) embeddings -> (P, S) the partner's value."""
+    rows = np.arange(len(partner))
+
+    def decode(name, z):  # (P, S, D) -> (P, S, k)
+        flat = decoders[name].predict(z.reshape(-1, z.shape[-1]).astype(np.float64))
+        return flat.reshape(*z.shape[:2], -1)
+
+    def distance(z):
+        xy = decode("positions", z).reshape(*z.shape[:2], n, 2)  # (P, S, N, 2)
+        return np.linalg.norm(xy[rows, :, partner] - xy[:, :, 0], axis=-1)  # (P, S)
+
+    return {
+        "distance_to_ego": distance,
+        "trust_to_ego": lambda z: decode("trust_to_ego", z)[rows, :, partner - 1],
+        "partner_defects": lambda z: decode("cues", z)[rows, :, n + partner],
+    }
+
+
 @torch.no_grad()
 def consequence_probe(
     module: LoadedModel, dataset: Dataset, context: int, cfg: VoEConfig, device="cpu", progress=None
 ) -> dict:
     """Run the probe for a world model and its hyperparameters (checkpoint.py); returns per
-    target {predicted, true, encoded, gap: lists over steps} (means over held-out pairs)."""
-    pairs = usable_pairs(read_pairs(dataset, dict(module.hparams)), dataset, context, cfg)
-    model, observation = module.model, module.hparams["observation"]
-    S, H = cfg.consequence_horizon, context
-    label = "consequence: encode"
+    target {predicted, true, encoded, gap: lists over steps, effect_ratio, decoder_r2} (means
+    over held-out pairs)."""
+    hp = dict(module.hparams)
+    skip = int(hp.get("frame_skip", 1) or 1)
+    pairs = usable_pairs(read_pairs(dataset, hp), dataset, context, cfg, skip)
+    model, observation = module.model, hp["observation"]
+    n_steps, H = cfg.consequence_horizon // skip, context
+    phase = np.zeros(dataset.num_episodes, int)
+    phase[pairs[:, 0]] = phase[pairs[:, 1]] = pairs[:, 2]  # a frame-skip model steps on t_event
     _, emb = run_model(
         model,
         dataset,
@@ -85,43 +133,52 @@ def consequence_probe(
         H,
         device=device,
         embeddings=True,
-        label=label,
+        label="consequence: encode",
         progress=progress,
-    )
-    truth = linear.targets({k: dataset.array(k) for k in ("positions", "trust")})
+        frame_skip=skip,
+        phase=phase,
+    )  # fmt: skip  (E, T, D), NaN off the model's steps
+    truth = _truth(dataset)
     groups = np.full(dataset.num_episodes, -1)
     groups[pairs[:, 0]] = groups[pairs[:, 1]] = np.arange(len(pairs))
     used = groups >= 0
-    sub = {k: truth[k][used] for k in TARGETS}
-    _, decoders = linear.probe_all(emb[used], sub, groups[used], cfg)
+    scores, decoders = linear.probe_all(emb[used], {k: truth[k][used] for k in DECODED},
+                                        groups[used], cfg)  # fmt: skip
     train_pair, _ = linear.split(np.arange(len(pairs)), cfg.probe_train_fraction, cfg.seed)
     test = pairs[~train_pair]  # (P, 4)
     c, d, t, p = test.T
-    steps = t[:, None] + np.arange(S)  # (P, S) frames t .. t + S - 1
-    acts = torch.from_numpy(dataset.array("actions").astype(np.float32))  # (E, T, A)
-    span = t[:, None] + np.arange(-H, S - 1)  # (P, H + S - 1) action frames of the rollout
-    z_ctx = torch.from_numpy(emb[c[:, None], t[:, None] + np.arange(-H, 0)])  # (P, H, D)
+    frames = t[:, None] + skip * np.arange(n_steps)  # (P, S) the predicted steps' frames
+    acts = dataset.array("actions").astype(np.float32)  # (E, T, A)
+    block = action_blocks(acts, np.arange(-H, n_steps - 1), t, skip)  # (P, H + S - 1) -> frames
+    z_ctx = torch.from_numpy(emb[c[:, None], t[:, None] + skip * np.arange(-H, 0)])  # (P, H, D)
     wm = model.to(device).eval()
     pred = {
-        branch: wm.rollout(z_ctx.to(device), acts[ep[:, None], span].to(device)).cpu().numpy()
+        branch: wm.rollout(z_ctx.to(device), torch.from_numpy(block(ep)).to(device)).cpu().numpy()
         for branch, ep in (("cooperate", c), ("defect", d))
     }  # (P, S, D) each
-    out = {"pairs": len(pairs), "test_pairs": len(test), "horizon": S}
+    n = dataset.shape("positions")[1]
+    read = _readers(decoders, p, n)
+    out = {"pairs": len(pairs), "test_pairs": len(test), "horizon": cfg.consequence_horizon,
+           "steps": n_steps, "frame_skip": skip}  # fmt: skip
+    r2 = {
+        "distance_to_ego": scores["positions"]["r2"],
+        "trust_to_ego": scores["trust_to_ego"]["r2"],
+        "partner_defects": scores["cues"]["r2"],
+    }
+    pos = dataset.array("positions")  # (E, T, N, 2)
+    actual = {  # target -> (per-frame values (E, T, k), the partner's column (P,))
+        "distance_to_ego": (np.linalg.norm(pos - pos[:, :, :1], axis=-1), p),  # (E, T, N)
+        "trust_to_ego": (truth["trust_to_ego"], p - 1),
+        "partner_defects": (truth["partner_defects"], p),
+    }  # fmt: skip
     for name in TARGETS:
-        dec = decoders[name]
-        col = p - 1  # partner's column among agents 1..N-1
-
-        def read(z, _dec=dec, _col=col):  # (P, S, D) -> (P, S) the partner's column
-            flat = _dec.predict(z.reshape(-1, z.shape[-1]).astype(np.float64))
-            return flat.reshape(*z.shape[:2], -1)[np.arange(len(_col)), :, _col]
-
-        true = (
-            truth[name][d[:, None], steps, col[:, None]]
-            - truth[name][c[:, None], steps, col[:, None]]
-        )
-        predicted = read(pred["defect"]) - read(pred["cooperate"])
-        encoded = read(emb[d[:, None], steps]) - read(emb[c[:, None], steps])
+        values, col = actual[name]
+        value = lambda e, f, _v=values, _c=col: _v[e, f, _c[:, None]]  # noqa: E731  (P, S)
+        true = value(d[:, None], frames) - value(c[:, None], frames)  # (P, S)
+        predicted = read[name](pred["defect"]) - read[name](pred["cooperate"])
+        encoded = read[name](emb[d[:, None], frames]) - read[name](emb[c[:, None], frames])
         gap = predicted - true  # (P, S)
+        mean_true = float(true.mean())
         out[name] = {
             "predicted_effect": predicted.mean(0).tolist(),
             "true_effect": true.mean(0).tolist(),
@@ -129,5 +186,20 @@ def consequence_probe(
             "gap": gap.mean(0).tolist(),
             "gap_se": (gap.std(0, ddof=1) / np.sqrt(len(gap))).tolist() if len(gap) > 1 else None,
             "final_gap": float(gap[:, -1].mean()),
+            "effect_ratio": float(predicted.mean() / mean_true) if mean_true else None,
+            "decoder_r2": r2[name],
         }
     return out
+
+
+def action_blocks(acts: np.ndarray, steps: np.ndarray, t: np.ndarray, skip: int):
+    """A function episodes (P,) -> (P, len(steps), A * skip) float32: per pair, the action block
+    of each step k (frames t + skip k .. t + skip k + skip - 1), as the training windows' steps
+    have them (pwm.data.datamodule.action_blocks)."""
+    frames = t[:, None, None] + skip * steps[None, :, None] + np.arange(skip)  # (P, K, skip)
+
+    def of(episodes: np.ndarray) -> np.ndarray:
+        a = acts[episodes[:, None, None], frames]  # (P, K, skip, A)
+        return a.reshape(*a.shape[:2], -1).astype(np.float32)
+
+    return of
