@@ -1,0 +1,227 @@
+"""The social-law study: does a world model learn the law that makes betrayal surprising?
+
+    python experiments/law_study.py [--part data fit report] [--laws reciprocity justice]
+                                    [--variants round oracle ...] [--seeds 0 1 2]
+
+Every model is base.yaml + political.yaml (physical.yaml for the physical model) + law.yaml (one
+step per exchange round, 8 rounds of history, one token per agent, the target detached) + the
+variant's diff under experiments/law/ (VARIANTS: the lever it changes). Parts:
+- data: per law (`--law reciprocity | justice`, DESIGN 3.3) a civilized training set (2,048
+  episodes of 241 frames, 40 rounds; 16 px frames, unused by the state models), an item set of
+  500 groups per condition (DESIGN 4.2: B is the ego, K in 1, 2, 4, 8 rounds, a 60-frame prefix)
+  and a counterfactual set of 200 pairs (the consequence probe); a physics training set of the
+  same size for the physical model.
+- fit: train every (variant, law, seed) and probe it on its law's items with the consequence
+  probe; the physical model is probed on both laws' Polis items (`--cross-world`: zero actions).
+- report: `pwm report` over every finished probe -> experiments/results/law/ (REPORT, GOALS with
+  the issue's goals per model and law, PROVENANCE, per-run metrics).
+A seed S sets `seed_everything` and `data.split_seed`. Finished datasets, runs and probes are
+kept (runner.py), so an interrupted study resumes and never overwrites a finished result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+from runner import dataset, fit, probe, run
+
+DATA, PROBES, RESULTS = Path("data/law"), Path("runs/law-probes"), Path("experiments/results/law")
+BASE = ["experiments/base.yaml"]
+LAW = "experiments/law.yaml"
+STEPS = 3000
+LAWS = ("reciprocity", "justice")
+SIZE = ["--image-size", "16"]
+# variant -> (the model's world, the diff files after law.yaml); "round" is law.yaml itself
+VARIANTS = {
+    "round": ("polis", []),
+    "oracle": ("polis", ["experiments/law/oracle.yaml"]),
+    "gauss": ("polis", ["experiments/law/gauss.yaml"]),
+    "oracle-gauss": ("polis", ["experiments/law/oracle-gauss.yaml"]),
+    "frame": ("polis", ["experiments/law/frame.yaml"]),
+    "online": ("polis", ["experiments/law/online.yaml"]),
+    "flat": ("polis", ["experiments/law/flat.yaml"]),
+    "h4": ("polis", ["experiments/law/h4.yaml"]),
+    "physical": ("physics", []),
+}
+MODEL = {"polis": "political", "physics": "physical"}
+
+
+def datasets(laws: list[str]) -> dict[str, Path]:
+    """Every dataset the chosen laws need (made unless finished)."""
+    d = {"physics": dataset("generate", "physics", DATA / "physics", "--episodes", "2048",
+                            "--frames", "241", "--seed", "0", *SIZE)}  # fmt: skip
+    for law in laws:
+        given = ["--law", law, *SIZE]
+        d[law] = dataset("generate", "polis", DATA / law, "--episodes", "2048", "--frames", "241",
+                         "--seed", "0", *given)  # fmt: skip
+        d[f"{law}_items"] = dataset("items", "polis", DATA / f"{law}_items", "--items", "500",
+                                    "--seed", "1", *given)  # fmt: skip
+        d[f"{law}_consequence"] = dataset("items", "polis", DATA / f"{law}_consequence",
+                                          "--items", "200", "--seed", "4", "--consequence",
+                                          *given)  # fmt: skip
+    return d
+
+
+def train_and_probe(d: dict, variant: str, law: str, seed: int) -> list[Path]:
+    """One run and its probes; the physical model (one per seed, any law) on every law's items."""
+    world, diffs = VARIANTS[variant]
+    data = d["physics"] if world == "physics" else d[law]
+    tag = variant if world == "physics" else f"{variant}-{law}"
+    configs = [*BASE, f"experiments/{MODEL[world]}.yaml", LAW, *diffs]
+    ckpt = fit(f"law-{tag}-s{seed}", configs, STEPS, f"--data.path={data}",
+               f"--seed_everything={seed}", f"--data.split_seed={seed}")  # fmt: skip
+    if world == "physics":
+        return [probe(ckpt, [d[f"{law}_items"]], PROBES / f"{tag}-x-{law}-s{seed}", "--name",
+                      f"{tag} x {law}", "--cross-world")]  # fmt: skip
+    return [probe(ckpt, [d[f"{law}_items"]], PROBES / f"{tag}-s{seed}", "--name", tag,
+                  "--consequence", str(d[f"{law}_consequence"]))]  # fmt: skip
+
+
+GOAL = {  # law -> the issue's goals for M1, R, Q, HE and the gap to the frame-only observer
+    "reciprocity": {"M1": 0.9, "R": 0.9, "Q": 0.9, "HE": 0.8, "gap": 0.1},
+    "justice": {"M1": 0.8, "R": 0.8, "Q": 0.8, "HE": 0.6, "gap": 0.2},
+}
+
+
+def goals(report_json: Path, probes: list[Path]) -> str:
+    """The issue's goals per (model, items): each named test's mean over seeds [95% CI] and the
+    per-seed values; HE; the frame-only observer's M1 and R (the ceiling) and the model's gap to
+    it; the dose-response slope (betrayal - trust, on log2 K, mean over seeds, with the number of
+    seeds whose 95% CI excludes 0); the consequence probe's distance and defection effect ratios
+    (predicted / true); the cue linear probe R² (random init)."""
+    groups = json.loads(report_json.read_text())
+    entries: dict[tuple[str, str], list[tuple[dict, dict]]] = {}
+    for p in probes:
+        run_ = json.loads((p / "metrics.json").read_text())
+        for e in run_["items"]:
+            world = e["world"] + (f"/{e['law']}" if e.get("law") else "")
+            entries.setdefault((run_["model"]["name"], world), []).append((run_, e))
+    rows = []
+    for key, g in groups.items():
+        name, _, items = key.split(" / ")
+        law = items.split("/")[-1]
+        mine = entries.get((name, items), [])
+        goal = GOAL.get(law, {})
+        cells = [name, items, str(g["seeds"])]
+        for test in ("M1", "R", "Q", "M1C", "M2"):
+            c = g["comparisons"].get(test)
+            per = [e["scorers"]["model"]["comparisons"][test]["max"]["paired_accuracy"]
+                   for _, e in mine]  # fmt: skip
+            if not c:
+                cells.append("–")
+                continue
+            mark = _mark(c["paired_accuracy"], c["ci"][0], goal.get(test), 0.5)
+            seeds = ", ".join(f"{v:.2f}" for v in per)
+            cells.append(f"{c['paired_accuracy']:.2f} [{c['ci'][0]:.2f}, {c['ci'][1]:.2f}] "
+                         f"({seeds}){mark}")  # fmt: skip
+        he = g.get("history_effect")
+        mark = _mark(he["value"], he["ci"][0], goal.get("HE"), 0.5) if he else ""
+        cells.append(f"{he['value']:.2f} [{he['ci'][0]:.2f}, {he['ci'][1]:.2f}] "
+                     f"({', '.join(f'{v:.2f}' for v in he['per_seed'])}){mark}"
+                     if he else "–")  # fmt: skip
+        for test in ("M1", "R"):
+            fo = g["comparisons"].get(test, {}).get("baselines", {}).get("frame_only")
+            model = g["comparisons"].get(test, {}).get("paired_accuracy")
+            ok = "" if fo is None or "gap" not in goal else (
+                " ✓" if fo - model <= goal["gap"] else " ✗")  # fmt: skip
+            cells.append(f"{fo:.2f} (gap {fo - model:+.2f}){ok}" if fo is not None else "–")
+        slopes = [e["scorers"]["model"].get("dose_slope", {}).get("max") for _, e in mine]
+        slopes = [s for s in slopes if s and s.get("slope") is not None]
+        rising = sum(s["ci"][0] > 0 for s in slopes)
+        cells.append(f"{np.mean([s['slope'] for s in slopes]):+.3f} ({rising}/{len(slopes)})"
+                     if slopes else "–")  # fmt: skip
+        for target in ("distance_to_ego", "partner_defects"):
+            ratios = [r["consequence"]["model"][target]["effect_ratio"] for r, _ in mine
+                      if r.get("consequence")]  # fmt: skip
+            ratios = [v for v in ratios if v is not None]
+            cells.append(f"{np.mean(ratios):.2f} ({', '.join(f'{v:.2f}' for v in ratios)})"
+                         if ratios else "–")  # fmt: skip
+        cue = [e.get("linear_probes", {}).get("targets", {}).get("cues") for _, e in mine]
+        cue = [c for c in cue if c]
+        cells.append(
+            f"{np.mean([c['model'] for c in cue]):.2f} "
+            f"({np.mean([c['random_init'] for c in cue]):.2f})"
+            if cue
+            else "–"
+        )
+        rows.append(cells)
+    header = ["model", "items", "seeds", "M1", "R", "Q", "M1C", "M2", "HE", "frame-only M1",
+              "frame-only R", "dose slope (CI > 0)", "consequence: distance ratio",
+              "consequence: defection ratio", "cues R² (random)"]  # fmt: skip
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
+
+
+def _mark(value: float, low: float, goal: float | None, null: float) -> str:
+    """✓ when a value meets its goal with a CI lower bound above `null`, ✗ otherwise."""
+    if goal is None:
+        return ""
+    return " ✓" if value >= goal and low > null else " ✗"
+
+
+def report(command: str) -> None:
+    """`pwm report` over every finished probe -> runs/law-probes/REPORT.md, and the curated copy
+    (REPORT, GOALS, PROVENANCE, per-run metrics.md and gzipped metrics.json) under RESULTS."""
+    probes = sorted(p.parent for p in PROBES.glob("*/metrics.json"))
+    if not probes:
+        raise SystemExit(f"no finished probes under {PROBES}: run --part fit first")
+    out = PROBES / "REPORT.md"
+    for stale in PROBES.glob("REPORT*"):
+        stale.unlink()
+    run(["report", *map(str, probes), "--out", str(out)])
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for f in PROBES.glob("REPORT*"):
+        shutil.copy2(f, RESULTS / f.name)
+    for p in probes:
+        dst = RESULTS / "runs" / p.name
+        dst.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(p / "metrics.md", dst / "metrics.md")
+        with (
+            open(dst / "metrics.json.gz", "wb") as raw,
+            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f,
+        ):
+            f.write((p / "metrics.json").read_bytes())
+    (RESULTS / "GOALS.md").write_text(
+        "# The social-law issue's goals, measured\n\nPaired accuracy with the max aggregator, "
+        "mean over seeds [95% hierarchical bootstrap CI] (per seed); ✓/✗: the issue's goal for "
+        "the items' law (value and CI lower bound > 0.5). See experiments/law_study.py::goals "
+        "for every column.\n\n" + goals(PROBES / "REPORT.json", probes)
+    )
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    (RESULTS / "PROVENANCE.md").write_text(
+        f"# Provenance\n\nMade by `{command}` on {when}; {len(probes)} probe runs (each run's "
+        "commit, command and inputs: REPORT.md's Provenance section and REPORT_provenance.json): "
+        f"{', '.join(p.name for p in probes)}.\n"
+    )
+    print(out.read_text())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--part", nargs="+", choices=("data", "fit", "report"),
+                   default=["data", "fit", "report"])  # fmt: skip
+    p.add_argument("--laws", nargs="+", choices=LAWS, default=list(LAWS))
+    p.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=["round"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    args = p.parse_args()
+    t0 = time.time()
+    d = datasets(args.laws)
+    if "fit" in args.part:
+        for seed in args.seeds:
+            for variant in args.variants:
+                for law in args.laws:
+                    train_and_probe(d, variant, law, seed)
+    if "report" in args.part:
+        report("python experiments/law_study.py " + " ".join(
+            f"--{k} {' '.join(map(str, v))}" for k, v in vars(args).items()))  # fmt: skip
+    print(f"finished in {(time.time() - t0) / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
