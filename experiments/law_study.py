@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 from runner import dataset, fit, probe, run
 
-DATA, PROBES, RESULTS = Path("data/law"), Path("runs/law-probes"), Path("experiments/results/law")
+DATA, PROBES = Path("data/law-study"), Path("runs/law-probes")
+RESULTS = Path("experiments/results/law")
 BASE = ["experiments/base.yaml"]
 LAW = "experiments/law.yaml"
 STEPS = 3000

@@ -32,6 +32,7 @@ import torch
 from pwm.checkpoint import CheckpointError, load_world_model
 from pwm.data.format import DatasetError, open_dataset
 from pwm.models import WorldModel
+from pwm.probes.surprise import steps
 
 CONTEXTS = {"trust": "trust_C", "provoked": "provoked_D"}
 
@@ -44,10 +45,12 @@ def readout(
     actions: np.ndarray,
     items: list[dict],
     layout: list,
+    frame_skip: int = 1,
 ) -> dict[str, dict[str, float]]:
-    """Mean predicted cues of A and B at t* per context (from the `history` frames before it),
-    in state units, P(D) from them, and A's cue error if it cooperates or defects (standardised
-    units, mean over items)."""
+    """Mean predicted cues of A and B at t* per context (from the `history` steps of
+    `frame_skip` frames before it, with their action blocks, as in training), in state units,
+    P(D) from them, and A's cue error if it cooperates or defects (standardised units, mean over
+    items)."""
     bn = model.projector.bn
     mean, std = bn.running_mean, torch.sqrt(bn.running_var + bn.eps)
     per, H = len(layout), history
@@ -60,8 +63,10 @@ def readout(
             raise ValueError(f"no {condition} items: not a Polis betrayal item set")
         ep = np.array([x["episode"] for x in sel])
         t = sel[0]["t_star"]
-        obs = torch.from_numpy(state[ep, t - H : t]).float()  # (B, H, F)
-        act = torch.from_numpy(actions[ep, t - H : t]).float()  # (B, H, A)
+        span = slice(t - H * frame_skip, t)
+        obs = torch.from_numpy(state[ep, span]).float()  # (B, H S, F)
+        act = torch.from_numpy(actions[ep, span]).float()  # (B, H S, A)
+        obs, act, _ = steps(obs, act, frame_skip, 0)  # (B, H, F), (B, H, A S)
         z = model.encode(obs)  # (B, H, F)
         pred_z = model.predict(z, act)[:, -1]  # (B, F): standardised state at t*
         pred = pred_z * std + mean  # (B, F): raw units
@@ -95,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
         ds = open_dataset(args.items)
         items = ds.read_json("items.json")["items"]
         table = readout(model, hp["history"], ds.array("state"), ds.array("actions"), items,
-                        ds.manifest["state_layout"])  # fmt: skip
+                        ds.manifest["state_layout"], hp.get("frame_skip", 1))  # fmt: skip
     except (CheckpointError, DatasetError, ValueError, KeyError) as exc:
         sys.exit(f"oracle_readout.py: error: {exc}")
     for context, row in table.items():
