@@ -27,7 +27,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.model_registry import _is_registry
 
-from pwm import __version__
+from pwm import __version__, console
 from pwm.checkpoint import CheckpointError, checkpoint_problem, hparams_of, read_checkpoint
 from pwm.data.datamodule import WorldDataModule
 from pwm.data.format import DatasetError
@@ -176,6 +176,7 @@ def train_cli(argv: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    console.quiet()
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2

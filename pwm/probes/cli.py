@@ -25,6 +25,7 @@ import torch
 from rich.progress import Progress
 
 from pwm import __version__, provenance
+from pwm.console import DefaultsHelpFormatter
 from pwm.data.format import open_dataset
 from pwm.probes import plots
 from pwm.probes.checkpoint import check_dataset, load_checkpoint, random_model
@@ -42,7 +43,8 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="pwm probe", description="VoE surprise, baselines and linear probes of a "
-               "checkpoint -> OUT/metrics.json, OUT/metrics.md, OUT/*.png")  # fmt: skip
+               "checkpoint -> OUT/metrics.json, OUT/metrics.md, OUT/*.png",
+               formatter_class=DefaultsHelpFormatter)  # fmt: skip
     p.add_argument("--ckpt", required=True, metavar="CKPT", help="a pwm Lightning checkpoint")
     p.add_argument("--items", action="append", required=True, metavar="DIR",
                    help="item set made by `pwm items` (repeatable)")  # fmt: skip

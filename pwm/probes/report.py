@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pwm.console import DefaultsHelpFormatter
 from pwm.probes import metrics as M
 from pwm.probes import plots, provenance_report
 from pwm.probes.cli import Parser, jsonable
@@ -244,7 +245,8 @@ def render(groups: dict, summaries: dict, heat: str, primary: str, grid: tuple) 
 
 
 def main(argv: list[str]) -> int:
-    p = Parser(prog="pwm report", description="aggregate `pwm probe` runs into one report")
+    p = Parser(prog="pwm report", description="aggregate `pwm probe` runs into one report",
+               formatter_class=DefaultsHelpFormatter)  # fmt: skip
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="`pwm probe` output directories")
     p.add_argument(
         "--out", required=True, help="report file (markdown); the heat map goes beside it"
