@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## make .venv and install pwm with its dev tools (once)
 
-demo: $(STAMP)  ## the main job on built-in defaults (see README)
-	$(PY) experiments/demo.py
+demo: $(STAMP)  ## the main job on built-in defaults (see README; ARGS="--quick": tiny, minutes)
+	$(PY) experiments/demo.py $(ARGS)
 
 reproduce: $(STAMP)  ## the full study, CPU hours (experiments/reproduce.py; ARGS="--part main")
 	$(PY) experiments/reproduce.py $(ARGS)

@@ -21,9 +21,19 @@ import importlib
 import importlib.util
 import sys
 
+from pwm.console import DefaultsHelpFormatter
 from pwm.data.format import DatasetError, prepare_output_dir
 
 WORLDS = {"toy": "data_gen.toy", "physics": "data_gen.physics_cli", "polis": "data_gen.polis_cli"}
+WORLD_HELP = {
+    "toy": "two discs and a pushed ego, for smoke tests and the debug preset",
+    "physics": "elastic discs and a pushed ego: the physical baseline (DESIGN 3.2)",
+    "polis": "agents in repeated prisoner's dilemmas: the social world (DESIGN 3.3)",
+}
+DESCRIPTION = {
+    "generate": "Simulate and render a training dataset of one world (DESIGN 3.4).",
+    "items": "Make a violation-of-expectation item set of one world (DESIGN 4.2).",
+}
 
 
 class UsageError(Exception):
@@ -55,33 +65,42 @@ def _positive(name: str, minimum: int = 1):
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:
-    parser = _Parser(prog=f"pwm {command}", description=__doc__.splitlines()[0])
-    worlds = _available()
-    sub = parser.add_subparsers(dest="world", required=True, metavar="{" + ",".join(worlds) + "}")
-    for world, name in worlds.items():
+    """The parser of `pwm COMMAND`; only the worlds that support COMMAND are offered."""
+    parser = _Parser(prog=f"pwm {command}", description=DESCRIPTION[command])
+    worlds = {}
+    for world, name in _available().items():
         module = importlib.import_module(name)
-        if command not in getattr(module, "COMMANDS", ("generate", "items")):
-            continue
-        p = sub.add_parser(world, help=f"the {world} world")
-        p.add_argument("--out", required=True, help="output directory (must be empty or absent)")
-        p.add_argument("--seed", type=int, default=0, help="root seed; same seed, same bytes")
-        p.add_argument("--image-size", type=_positive("--image-size", 16), default=64)
-        p.add_argument("--workers", type=_positive("--workers"), default=1)
-        p.add_argument("--shard", type=_positive("--shard", 0), default=0, help="this job's index")
-        p.add_argument(
-            "--num-shards", type=_positive("--num-shards"), default=1, help="jobs in all"
+        if command in getattr(module, "COMMANDS", ("generate", "items")):
+            worlds[world] = module
+    sub = parser.add_subparsers(dest="world", required=True, metavar="{" + ",".join(worlds) + "}")
+    for world, module in worlds.items():
+        p = sub.add_parser(
+            world,
+            help=WORLD_HELP.get(world, f"the {world} world"),
+            description=f"pwm {command} {world}: {WORLD_HELP.get(world, '')}",
+            formatter_class=DefaultsHelpFormatter,
         )
+        p.add_argument("--out", required=True, metavar="DIR",
+                       help="output directory (must be empty or absent)")  # fmt: skip
+        p.add_argument("--seed", type=int, default=0, help="root seed; same seed, same bytes")
+        p.add_argument("--image-size", type=_positive("--image-size", 16), default=64,
+                       metavar="PX", help="side of the square frames, pixels (>= 16)")  # fmt: skip
+        p.add_argument("--workers", type=_positive("--workers"), default=1, metavar="N",
+                       help="worker processes (the bytes do not depend on it)")  # fmt: skip
+        p.add_argument("--shard", type=_positive("--shard", 0), default=0, metavar="I",
+                       help="this job's index among --num-shards jobs")  # fmt: skip
+        p.add_argument("--num-shards", type=_positive("--num-shards"), default=1, metavar="N",
+                       help="jobs the generation is split into")  # fmt: skip
         p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
         if command == "generate":
-            p.add_argument("--episodes", type=_positive("--episodes"), default=256)
-            p.add_argument("--frames", type=_positive("--frames"), default=64)
+            p.add_argument("--episodes", type=_positive("--episodes"), default=256, metavar="N",
+                           help="episodes to simulate")  # fmt: skip
+            p.add_argument("--frames", type=_positive("--frames"), default=64, metavar="T",
+                           help="frames per episode")  # fmt: skip
         else:
-            p.add_argument(
-                "--items",
-                type=_positive("--items"),
-                default=1000,
-                help="items (pairs) per condition",
-            )
+            p.add_argument("--items", type=_positive("--items"), default=1000, metavar="N",
+                           help="items per condition (item groups: one item of every "
+                           "condition each)")  # fmt: skip
         module.add_arguments(p, command)
     return parser
 

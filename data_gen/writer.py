@@ -19,9 +19,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from rich.progress import Progress
 
-from pwm import provenance
+from pwm import progress, provenance
 from pwm.data.format import (
     MANIFEST,
     DatasetError,
@@ -72,8 +71,10 @@ def generate_dataset(
     provenance.write(out, provenance.collect())
     sizes = shard_sizes(num_episodes, episodes_per_shard)
     todo = [i for i in range(shard, len(sizes), num_shards) if read_shard_record(out, i) is None]
-    with Progress(transient=True) as bar:
-        task = bar.add_task(f"{meta['world']}: shards", total=len(todo))
+    with progress.bar() as bar:
+        task = bar.add_task(
+            f"{meta['world']} {meta.get('kind', 'dataset')}: shards", total=len(todo)
+        )
         if workers == 1:
             for i in todo:
                 _make_shard(simulate, out, seed, i, sizes[i])

@@ -4,79 +4,29 @@
                                     [--worlds physics polis] [--variants VARIANT ...]
     python experiments/reproduce.py --rerun PROBE_DIR   # one run again from its provenance
 
+Every model is base.yaml + physical.yaml or political.yaml + study.yaml + the config diffs its
+variant lists below (ABLATIONS, OBJECTS, CURRICULA, OBJECT_CURRICULA: files under experiments/),
+so a variant is read, and re-run by hand, as `pwm fit -c ... -c DIFF.yaml`. A run's command line
+adds only what is its own: the dataset, the observation kind and the seed.
+
+Parts (default: all, in this order; each makes the datasets it needs first): `data` (the
+training, item and counterfactual sets), `main` (the physical and the political model, pixels
+and state), `ablations`, `curricula` (the political model on the Polis mixture under each data
+schedule of DESIGN 5.4), `legibility` (Polis with cues held for the whole round), `objects` (the
+object-centric model, state only) and `report` (`pwm report` over every finished probe, copied
+with the per-run metrics to experiments/results/study/ with the command and commit; probe runs
+committed there but missing under runs/study-probes/ are unpacked first, so a report never
+drops a committed result). What each part runs, why, and how long it takes on this project's
+CPU: experiments/results/study/README.md, "What each part runs".
+
 `--rerun` re-makes the datasets, the fit and the probe of one probe folder from the commands
 its metrics.json records, in a fresh folder under runs/, and prints how the numbers compare
 (experiments/rerun.py); nothing else of the study runs.
-
-Parts (default: all, in this order; each makes the datasets it needs first):
-- data: training sets (physics; Polis civilized; a Polis mixture, half the episodes hobbesian),
-  item sets (physics; Polis civilized; Polis hobbesian) and the Polis counterfactual set, 32 px.
-- main: the physical and the political world model (base.yaml + physical.yaml or political.yaml
-  + study.yaml), pixel and state observations, every seed. Each is probed on its world's items
-  (pixel models also on the other world's: the 2x2), linear probes on its training world's data
-  (pixel models: both worlds), and the political models by the consequence probe.
-- ablations: the same models with `--model.regularizer none` (the collapse), `vicreg`, and an EMA
-  target with stop-gradient and no regulariser (BYOL / I-JEPA style), and SIGReg at lambda 1.0
-  instead of 0.09 (`lam1`: the latents of the main runs lose the cues, see the `cues` linear
-  probe; does a stronger pull towards an isotropic Gaussian keep them?), `stopgrad`: SIGReg
-  with the prediction target detached (LeWM's loss sends gradient into the target side too,
-  which pays the encoder to drop what the predictor cannot predict, such as a cue's onset; with
-  the target detached the encoder learns from the context side only: is the cue kept?),
-  `frozen`: the encoder and projector left at their random initialisation, only the predictor
-  trained (a random feature map keeps the cues: does the predictor then learn the social
-  contingency?), and `oracle` (state observations only): z is the simulator state itself,
-  standardised per feature, so the predictor alone is tested on the contingency with every cue
-  in its input and its target at unit scale (an upper bound on what this predictor and budget
-  can learn).
-  The wholly untrained model needs no run: every probe scores randomly initialised networks of
-  the same architecture (the `random_init` column and the chance band of every report).
-- curricula: the political model trained on the mixture set under the four data schedules of
-  DESIGN 5.4 (experiments/curricula/*.yaml: civilized only, hobbesian only, mixed from the start,
-  immunization), probed on civilized and on hobbesian Polis items, with linear probes (the
-  disposition probe among them) on the mixture set. With state observations each schedule is
-  also run with the object-centric model and its target detached (`objects-sg-<schedule>`,
-  objects.yaml + `--model.target=stopgrad`: the recipe that keeps the cues and has the best M1;
-  the one-vector curricula drop the cues and sit at chance, which leaves the immunization
-  question unanswered).
-- legibility: the political model on Polis with cues held for the whole round (`--cue-hold 6`
-  instead of 2) and items made the same way: the latents of the main runs do not carry the cues
-  (the `cues` linear probe), so this asks whether a cue that stays on screen is kept.
-- objects: the object-centric model (experiments/objects.yaml; state only): the state split into
-  its 6 agents (or discs), one shared per-object encoder and a predictor that attends over
-  object tokens and time, trained end to end with SIGReg (`objects`), with the encoder frozen
-  at its random initialisation (`objects-frozen`) and as the oracle (`objects-oracle`: z the
-  standardised state; in both the predictor alone learns), and end to end with the target
-  detached (`objects-sg`, as `stopgrad` above), on both worlds. The
-  one-vector models drop the cue, and even the one-vector oracle learns each agent's own habit
-  before the pairwise law: does a predictor in which "my partner" is one attention step learn
-  that provocation makes defection expected? `objects-h18` and `objects-oracle-h18` give the
-  same models a history of 18 frames instead of 12: a trust change moves agents two rounds after
-  its exchange, so with 18 frames the exchange's cue is still in the context while it helps
-  predict that motion (does the end-to-end encoder then keep it?), and A's earlier exchanges
-  hint at its disposition (does R rise?). `objects-sg-h18`: the detached target with history 18
-  (the detached target keeps the cue at history 12; does the longer context then raise R and M1?).
-- report: `pwm report` over every finished probe -> runs/study-probes/REPORT.md, copied with the
-  per-run metrics and the key plots to experiments/results/study/ with the command and commit.
-  Probe runs committed there but missing under runs/study-probes/ (a fresh clone has none) are
-  unpacked first, so a report never drops a committed result.
 
 A seed S sets `seed_everything` and `data.split_seed` (initialisation, episode split, batch
 order). Runs are `runs/study-<model>-<obs>-<variant>-s<S>`, probes `runs/study-probes/...`;
 finished datasets, runs and probes are kept (runner.py), so an interrupted study resumes where
 it stopped and never overwrites a finished result (delete a run's folder to redo it).
-
-Expected time on this project's 2-core CPU (one run at a time; 6,000 steps per run), from the
-runs measured: a pixel run 9-12 min (fits 535-700 s) plus 1-3 min of probes, a state run 3-6 min
-plus about 1 min; data about 1.5-5 min. Per part, pixels / state: main (2 worlds x 3 seeds) about
-1.5 h / 0.5 h; ablations (6 variants x 2 worlds x 3 seeds, + `oracle` with state) about
-7 h / 3.3 h (a pixel ablation measured 6.5-15 min with its probes, most 10-13 min); curricula
-(4 schedules x 3 seeds) about 2.4 h / 1.2 h (pixels measured 45-52 min per seed), plus the
-object-centric schedules (state; 15-25 min each with probes) about 4.8 h; legibility (3 seeds)
-about 0.55 h / 0.25 h (pixels measured 32 min); objects (state only, 7 variants x 2 worlds x 3
-seeds; an object-centric run 15-16 min plus about 3 min of probes, with history 18 14-26 min
-plus 3-6 min; the probes took twice as long before the predictor's last-frame-only pass)
-about 17 h. The whole study about 39 h; `--obs pixels` alone about 11.5 h, `--obs state` alone
-about 27.5 h.
 """
 
 from __future__ import annotations
@@ -103,42 +53,44 @@ BASE, STUDY = "experiments/base.yaml", "experiments/study.yaml"
 STEPS = 6000
 PARTS = ("data", "main", "ablations", "curricula", "legibility", "objects", "report")
 MODEL_OF = {"physics": "physical", "polis": "political"}
+
+
+def diffs(*names: str) -> list[str]:
+    """The config diff files experiments/NAME.yaml, in the order given (later ones win)."""
+    return [f"experiments/{n}.yaml" for n in names]
+
+
+# variant -> its config diffs after study.yaml; the main model (`sigreg`) has none
 ABLATIONS = {
-    "none": ["--model.regularizer=none"],
-    "vicreg": ["--model.regularizer=vicreg"],
-    "ema": ["--model.regularizer=none", "--model.target=ema"],
-    "lam1": ["--model.lam=1.0"],  # SIGReg 11x stronger: does it keep the cues?
-    # SIGReg with the target detached: nothing pays the encoder to drop what it cannot predict
-    "stopgrad": ["--model.target=stopgrad"],
-    "frozen": ["--model.regularizer=none", "--model.target=frozen"],  # predictor alone learns
-    "oracle": ["--model.regularizer=none", "--model.target=oracle"],  # z = the state; state only
+    "none": diffs("ablations/none"),  # no regulariser: the collapse
+    "vicreg": diffs("ablations/vicreg"),
+    "ema": diffs("ablations/ema"),  # EMA target with stop-gradient, no regulariser
+    "lam1": diffs("ablations/lam1"),  # SIGReg 11x stronger: does it keep the cues?
+    "stopgrad": diffs("ablations/stopgrad"),  # SIGReg with the target detached
+    "frozen": diffs("ablations/frozen"),  # random encoder: the predictor alone learns
+    "oracle": diffs("ablations/oracle"),  # z = the state; state only
 }
-LONG = ["--model.history=18", "--data.window=19"]
-OBJECT_CONFIG = "experiments/objects.yaml"
-OBJECTS = {  # with OBJECT_CONFIG
-    "objects": [],
-    "objects-frozen": ABLATIONS["frozen"],  # a random per-object encoder keeps the cues
-    "objects-oracle": ABLATIONS["oracle"],
-    "objects-sg": ABLATIONS["stopgrad"],  # end to end with SIGReg, target detached
-    # history 18 frames (3 rounds) instead of 12: a trust change moves agents react_delay = 2
-    # rounds after its exchange, so only a context of 18 frames still holds the exchange's cue
-    # on every frame of the first round it acts on (the cue then helps predict the motion)
-    "objects-h18": LONG,
-    "objects-oracle-h18": [*ABLATIONS["oracle"], *LONG],
-    # the detached target (which keeps the cue) with the 18-frame history: with the cue kept,
-    # does the longer context (A's earlier exchanges) raise R and M1?
-    "objects-sg-h18": [*ABLATIONS["stopgrad"], *LONG],
+OBJECTS = {  # the object-centric model (state only)
+    "objects": diffs("objects"),
+    "objects-frozen": diffs("objects", "ablations/frozen"),  # a random per-object encoder
+    "objects-oracle": diffs("objects", "ablations/oracle"),
+    "objects-sg": diffs("objects", "ablations/stopgrad"),  # end to end, target detached
+    "objects-h18": diffs("objects", "objects/h18"),  # history 18 frames instead of 12
+    "objects-oracle-h18": diffs("objects", "ablations/oracle", "objects/h18"),
+    "objects-sg-h18": diffs("objects", "ablations/stopgrad", "objects/h18"),
 }
+CURRICULA = {  # data schedules over the Polis mixture (DESIGN 5.4)
+    "civilized": diffs("curricula/civilized"),
+    "hobbesian": diffs("curricula/hobbesian"),
+    "mixed": diffs("curricula/mixed"),
+    "immunization": diffs("curricula/immunization", "curricula/immunization-6000"),
+}
+# each schedule also with the object-centric detached-target recipe (state only)
+OBJECT_CURRICULA = {f"objects-sg-{c}": [*OBJECTS["objects-sg"], *d] for c, d in CURRICULA.items()}
 STATE_ONLY = ("oracle",)  # variants that need the simulator state (skipped with pixels)
-CURRICULA = ("civilized", "hobbesian", "mixed", "immunization")
-# the curricula with the object-centric detached-target recipe (the one that keeps the cues and
-# has the best M1 on Polis), state only: schedule -> variant name
-OBJECT_CURRICULA = {c: f"objects-sg-{c}" for c in CURRICULA}
 # the end-to-end political models also get the consequence probe (not objects-h18: the
 # counterfactual set has t_event 16 in every pair: no room for 18 frames of context)
-CONSEQUENCE = (
-    "sigreg", "stopgrad", "objects", "objects-sg", *CURRICULA, *OBJECT_CURRICULA.values()
-)  # fmt: skip
+CONSEQUENCE = ("sigreg", "stopgrad", "objects", "objects-sg", *CURRICULA, *OBJECT_CURRICULA)
 HOLD6 = ["--cue-hold", "6"]  # cues stay drawn for the whole round (default 2 of round_len 6)
 
 
@@ -173,19 +125,19 @@ def train_and_probe(
     obs: str,
     variant: str,
     seed: int,
-    extra: list[str],
-    overrides: list[str],
+    configs: list[str],
     data_path: Path,
     item_sets: list[tuple[str, Path]],
     probe_data: list[Path],
 ) -> None:
-    """One run (`fit`) and its probes: one `pwm probe` per (label, item set); the label is
-    appended to the probe's model name, so `pwm report` keeps the item sets apart."""
+    """One run (`fit`: the study's configs, then the variant's `configs`) and its probes: one
+    `pwm probe` per (label, item set); the label is appended to the probe's model name, so
+    `pwm report` keeps the item sets apart."""
     model = MODEL_OF[world]
     ckpt = fit(f"study-{model}-{obs}-{variant}-s{seed}",
-               [BASE, f"experiments/{model}.yaml", STUDY, *extra], STEPS,
+               [BASE, f"experiments/{model}.yaml", STUDY, *configs], STEPS,
                f"--data.path={data_path}", f"--data.observation={obs}",
-               f"--seed_everything={seed}", f"--data.split_seed={seed}", *overrides)  # fmt: skip
+               f"--seed_everything={seed}", f"--data.split_seed={seed}")  # fmt: skip
     for label, items in item_sets:
         name = f"{model}-{obs}-{variant}{label}"
         options = ["--name", name, *[a for x in probe_data for a in ("--probe-data", str(x))]]
@@ -200,7 +152,7 @@ def other(world: str) -> str:
     return "physics" if world == "polis" else "polis"
 
 
-def model_runs(d: dict, args, variant: str, overrides: list[str]) -> None:
+def model_runs(d: dict, args, variant: str, configs: list[str]) -> None:
     """The physical and political model of one variant: every world, observation and seed."""
     for seed in args.seeds:
         for obs in (o for o in args.obs if o == "state" or variant not in STATE_ONLY):
@@ -211,27 +163,23 @@ def model_runs(d: dict, args, variant: str, overrides: list[str]) -> None:
                 if obs == "pixels":
                     sets.append((f" x {other(world)}", d[f"{other(world)}_items"]))
                     probe_data = [d["physics"], d["polis"]]
-                train_and_probe(d, world, obs, variant, seed, [], overrides, d[world], sets,
+                train_and_probe(d, world, obs, variant, seed, configs, d[world], sets,
                                 probe_data)  # fmt: skip
 
 
 def curricula(d: dict, args) -> None:
     """The political model on the mixture set under each data schedule; with state
     observations also the object-centric detached-target model (`objects-sg-<schedule>`)."""
-    ramp = ["--data.ramp_start=2400", "--data.ramp_steps=1200"]  # 40%, 20% of STEPS
     sets = [("", d["polis_items"]), (" x hobbesian", d["hobbesian_items"])]
     for seed in args.seeds:
         for obs in args.obs:
             for schedule in CURRICULA:
-                runs = {schedule: ([], [])}  # variant: (configs, overrides)
+                runs = {schedule: CURRICULA[schedule]}  # variant: configs
                 if obs == "state":
-                    runs[OBJECT_CURRICULA[schedule]] = ([OBJECT_CONFIG], OBJECTS["objects-sg"])
+                    runs[f"objects-sg-{schedule}"] = OBJECT_CURRICULA[f"objects-sg-{schedule}"]
                 for variant in (v for v in runs if v in args.variants):
-                    extra, overrides = runs[variant]
-                    train_and_probe(d, "polis", obs, variant, seed,
-                                    [*extra, f"experiments/curricula/{schedule}.yaml"],
-                                    [*overrides, *(ramp if schedule == "immunization" else [])],
-                                    d["mixture"], sets, [d["mixture"]])  # fmt: skip
+                    train_and_probe(d, "polis", obs, variant, seed, runs[variant], d["mixture"],
+                                    sets, [d["mixture"]])  # fmt: skip
 
 
 def legibility(d: dict, args) -> None:
@@ -239,7 +187,7 @@ def legibility(d: dict, args) -> None:
     probed on items made the same way: is a cue the latent can keep easier to be surprised by?"""
     for seed in args.seeds:
         for obs in args.obs:
-            train_and_probe(d, "polis", obs, "hold6", seed, [], [], d["polis_hold6"],
+            train_and_probe(d, "polis", obs, "hold6", seed, [], d["polis_hold6"],
                             [("", d["polis_hold6_items"])], [d["polis_hold6"]])  # fmt: skip
 
 
@@ -251,9 +199,8 @@ def objects(d: dict, args) -> None:
     for seed in args.seeds:
         for variant in (v for v in OBJECTS if v in args.variants):
             for world in args.worlds:
-                train_and_probe(d, world, "state", variant, seed, [OBJECT_CONFIG],
-                                OBJECTS[variant], d[world], [("", d[f"{world}_items"])],
-                                [d[world]])  # fmt: skip
+                train_and_probe(d, world, "state", variant, seed, OBJECTS[variant], d[world],
+                                [("", d[f"{world}_items"])], [d[world]])  # fmt: skip
 
 
 GOAL_TESTS = ("teleport", "M2", "R", "M1", "Q")
@@ -394,7 +341,7 @@ def main() -> None:
     p.add_argument("--obs", nargs="+", choices=("pixels", "state"), default=["pixels", "state"])
     p.add_argument("--worlds", nargs="+", choices=("physics", "polis"),
                    default=["physics", "polis"])  # fmt: skip
-    variants = (*ABLATIONS, *CURRICULA, *OBJECT_CURRICULA.values(), *OBJECTS)
+    variants = (*ABLATIONS, *CURRICULA, *OBJECT_CURRICULA, *OBJECTS)
     p.add_argument("--variants", nargs="+", choices=variants, default=list(variants),
                    help="the ablations, curricula and object-centric variants to run "
                         "(default: all)")  # fmt: skip
@@ -413,9 +360,9 @@ def main() -> None:
     if "main" in args.part:
         model_runs(d, args, "sigreg", [])
     if "ablations" in args.part:
-        for variant, overrides in ABLATIONS.items():
+        for variant, configs in ABLATIONS.items():
             if variant in args.variants:
-                model_runs(d, args, variant, overrides)
+                model_runs(d, args, variant, configs)
     if "curricula" in args.part:
         curricula(d, args)
     if "legibility" in args.part:

@@ -73,8 +73,7 @@ def fit(name: str, configs: list[str], max_steps: int, *overrides: str) -> Path:
     ckpt = Path("runs") / name / "version_0" / "checkpoints" / "last.ckpt"
     args = ["fit", *[a for c in configs for a in ("-c", c)], f"--trainer.max_steps={max_steps}",
             f"--trainer.logger.init_args.name={name}", "--trainer.logger.init_args.version=0",
-            "--trainer.logger.init_args.save_dir=runs", "--trainer.enable_progress_bar=false",
-            *overrides]  # fmt: skip
+            "--trainer.logger.init_args.save_dir=runs", *overrides]  # fmt: skip
     if ckpt.exists():
         step = torch.load(ckpt, weights_only=True, map_location="cpu")["global_step"]
         if step >= max_steps:

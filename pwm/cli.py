@@ -12,6 +12,12 @@ Checkpoints are untrusted input: `--ckpt_path` is always read with `torch.load(w
 (`--weights_only false` is refused), so a file that would run code when unpickled is refused, not
 run; a checkpoint whose architecture does not fit the data (observation, image size, action
 width, window) is refused before training or evaluation starts, naming both sides.
+
+The console: third-party noise is filtered at the source (pwm/console.py); unless
+`--trainer.enable_progress_bar=false`, a fit shows pwm/progress.py's FitProgress (a rich bar on a
+terminal, a line per tenth of the steps in a log) in place of Lightning's bar and model-summary
+table; a fit that would end unvalidated (max_steps below or not a multiple of an integer
+val_check_interval) is warned about before it starts.
 """
 
 from __future__ import annotations
@@ -27,12 +33,13 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.model_registry import _is_registry
 
-from pwm import __version__
+from pwm import __version__, console
 from pwm.checkpoint import CheckpointError, checkpoint_problem, hparams_of, read_checkpoint
 from pwm.data.datamodule import WorldDataModule
 from pwm.data.format import DatasetError
 from pwm.loggers import RunConfigSaver
 from pwm.module import JEPAModule
+from pwm.progress import FitProgress
 
 USAGE = """usage: pwm {generate,items,fit,validate,test,probe,report} ...
 
@@ -126,10 +133,15 @@ class PWMCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs):
         self._check_checkpoint_fits()  # before the Trainer exists: nothing logged, nothing made
+        kwargs |= console_callbacks(self._get(self.config_init, "trainer", default={}))
         try:
             return super().instantiate_trainer(**kwargs)
         except (TypeError, ValueError, MisconfigurationException) as e:  # impossible trainer.*
             raise ValueError(f"trainer: {e}") from None
+
+    def before_fit(self) -> None:
+        if warning := short_fit_warning(self.trainer.max_steps, self.trainer.val_check_interval):
+            print(f"pwm fit: warning: {warning}", file=sys.stderr)
 
     def _run_subcommand(self, subcommand: str) -> None:
         try:
@@ -144,6 +156,37 @@ class PWMCLI(LightningCLI):
             if problem is None:
                 raise
             raise CheckpointError(f"checkpoint --ckpt_path {path} {problem}") from None
+
+
+def console_callbacks(trainer: dict) -> dict:
+    """Trainer arguments for pwm's console: unless the progress bar is turned off, FitProgress
+    replaces Lightning's bar and, unless asked for, its model-summary table (a one-line summary
+    instead). Returns the `callbacks` (the configured ones plus the bar) and that setting."""
+    if trainer.get("enable_progress_bar") is False:
+        return {}
+    given = trainer.get("callbacks") or []
+    out = {"callbacks": [*(given if isinstance(given, list) else [given]), FitProgress()]}
+    if trainer.get("enable_model_summary") is None:
+        out["enable_model_summary"] = False
+    return out
+
+
+def short_fit_warning(max_steps: int, val_check_interval) -> str | None:
+    """Why a fit of `max_steps` would end unvalidated, or None. Validation (val/loss, the best
+    and last checkpoints of base.yaml) runs every `val_check_interval` steps, so a run shorter
+    than one interval has none, and one that is not a multiple ends with unvalidated steps."""
+    if not isinstance(val_check_interval, int) or max_steps is None or max_steps < 1:
+        return None
+    if max_steps < val_check_interval:
+        return (f"max_steps {max_steps} < val_check_interval {val_check_interval}: no "
+                "validation will run, so no val/loss and no checkpoint (base.yaml's are written "
+                f"at validation); set --trainer.val_check_interval={max_steps}")  # fmt: skip
+    if max_steps % val_check_interval:
+        done = max_steps - max_steps % val_check_interval
+        return (f"max_steps {max_steps} is not a multiple of val_check_interval "
+                f"{val_check_interval}: the last validation (and last.ckpt) is at step "
+                f"{done}")  # fmt: skip
+    return None
 
 
 def check_config_files(argv: list[str]) -> None:
@@ -176,6 +219,7 @@ def train_cli(argv: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    console.quiet()
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2

@@ -220,7 +220,7 @@ def test_no_schedule_keeps_step_batch_sampler_and_its_batches(polis_mix):
 def test_curricula_files_are_data_schedule_diffs():
     base = yaml.safe_load(Path("experiments/base.yaml").read_text())
     files = {p.stem: yaml.safe_load(p.read_text()) for p in CURRICULA.glob("*.yaml")}
-    assert sorted(files) == ["civilized", "hobbesian", "immunization", "mixed"]
+    assert sorted(files) == ["civilized", "hobbesian", "immunization", "immunization-6000", "mixed"]
     for cfg in files.values():
         assert set(cfg) == {"data"} and set(cfg["data"]) <= OPTIONS, cfg
     assert files["civilized"]["data"] == {"hobbesian_fraction": 0.0}
@@ -233,6 +233,10 @@ def test_curricula_files_are_data_schedule_diffs():
         "ramp_start": int(0.4 * steps),
         "ramp_steps": int(0.2 * steps),
     }
+    # the same ramp for the study's max_steps (experiments/study.yaml)
+    steps = yaml.safe_load(Path("experiments/study.yaml").read_text())["trainer"]["max_steps"]
+    assert files["immunization-6000"]["data"] == {"ramp_start": int(0.4 * steps),
+                                                  "ramp_steps": int(0.2 * steps)}  # fmt: skip
 
 
 # ---- (8) end to end ----------------------------------------------------------------------------

@@ -159,7 +159,8 @@ def test_report_aggregates_runs_with_heatmap(setup, tmp_path):
     )
     text = (tmp_path / "REPORT.md").read_text()
     assert "phys (trained on physics) on physics items — 2 seed(s)" in text
-    assert (tmp_path / "REPORT_heatmap.png").exists()
+    assert (tmp_path / "REPORT_heatmap.png").exists() and (tmp_path / "REPORT_tests.png").exists()
+    assert "![tests](REPORT_tests.png)" in text and "![heatmap](REPORT_heatmap.png)" in text
     summary = json.loads((tmp_path / "REPORT.json").read_text())
     assert summary["phys / physics / physics"]["comparisons"]["teleport"]["seeds"] == 2
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "experiments"))
@@ -80,32 +81,38 @@ def test_state_models_are_probed_in_their_own_world_only(calls, monkeypatch):
 def test_variants_select_ablations_and_curricula(calls, monkeypatch):
     study(monkeypatch, "--part", "ablations", "curricula", "--seeds", "0", "--obs", "state",
           "--worlds", "polis", "--variants", "frozen", "immunization")  # fmt: skip
-    fits = {name: overrides for name, _, _, overrides in calls["fit"]}
+    fits = {name: configs for name, configs, _, _ in calls["fit"]}
     assert set(fits) == {"study-political-state-frozen-s0", "study-political-state-immunization-s0"}
-    assert {"--model.regularizer=none", "--model.target=frozen"} <= set(
-        fits["study-political-state-frozen-s0"]
-    )
+    assert fits["study-political-state-frozen-s0"][-1] == "experiments/ablations/frozen.yaml"
 
 
 def test_state_only_variants_are_skipped_with_pixels(calls, monkeypatch):
     study(monkeypatch, "--part", "ablations", "--seeds", "0", "--worlds", "polis",
           "--variants", "oracle")  # fmt: skip
-    fits = {name: overrides for name, _, _, overrides in calls["fit"]}
+    fits = {name: configs for name, configs, _, _ in calls["fit"]}
     assert set(fits) == {"study-political-state-oracle-s0"}
-    assert "--model.target=oracle" in fits["study-political-state-oracle-s0"]
+    assert "experiments/ablations/oracle.yaml" in fits["study-political-state-oracle-s0"]
 
 
 def test_ablations_and_curricula(calls, monkeypatch):
     study(monkeypatch, "--part", "ablations", "curricula", "--seeds", "1", "--obs", "state")
     fits = {name: (configs, overrides) for name, configs, _, overrides in calls["fit"]}
-    assert "--model.regularizer=none" in fits["study-physical-state-none-s1"][1]
-    assert "--model.target=ema" in fits["study-political-state-ema-s1"][1]
-    assert fits["study-political-state-stopgrad-s1"][1][-1] == "--model.target=stopgrad"
+    assert fits["study-physical-state-none-s1"][0][-1] == "experiments/ablations/none.yaml"
+    assert fits["study-political-state-ema-s1"][0][-1] == "experiments/ablations/ema.yaml"
+    assert fits["study-political-state-stopgrad-s1"][0][-1] == "experiments/ablations/stopgrad.yaml"
     configs, overrides = fits["study-political-state-immunization-s1"]
-    assert "experiments/curricula/immunization.yaml" in configs
-    ramp = {"--data.ramp_start=2400", "--data.ramp_steps=1200"}
-    assert ramp <= set(overrides) and f"--data.path={reproduce.DATA / 'polis_mixture'}" in overrides
-    assert not ramp & set(fits["study-political-state-mixed-s1"][1])
+    ramp = "experiments/curricula/immunization-6000.yaml"  # the ramp scaled to 6,000 steps
+    assert configs[-2:] == ["experiments/curricula/immunization.yaml", ramp]
+    assert f"--data.path={reproduce.DATA / 'polis_mixture'}" in overrides
+    assert ramp not in fits["study-political-state-mixed-s1"][0]
+    # a run's command line holds only its data, observation and seed: the rest is config files
+    for _, overrides in fits.values():
+        assert {o.split("=")[0] for o in overrides} == {
+            "--data.path",
+            "--data.observation",
+            "--seed_everything",
+            "--data.split_seed",
+        }
     hobbesian = [
         o
         for _, items, o, _ in calls["probe"]
@@ -117,23 +124,22 @@ def test_ablations_and_curricula(calls, monkeypatch):
 
 def test_object_centric_curricula_detach_the_target_and_keep_the_schedule(calls, monkeypatch):
     study(monkeypatch, "--part", "curricula", "--seeds", "0", "--variants",
-          *reproduce.OBJECT_CURRICULA.values())  # fmt: skip
+          *reproduce.OBJECT_CURRICULA)  # fmt: skip
     fits = {name: (configs, overrides) for name, configs, _, overrides in calls["fit"]}
     assert set(fits) == {f"study-political-state-objects-sg-{c}-s0" for c in reproduce.CURRICULA}
     for schedule in reproduce.CURRICULA:
         configs, overrides = fits[f"study-political-state-objects-sg-{schedule}-s0"]
-        # the schedule's config after objects.yaml: its data keys are the last word
-        schedule_yaml = f"experiments/curricula/{schedule}.yaml"
-        assert configs[-2:] == ["experiments/objects.yaml", schedule_yaml]
-        assert "--model.target=stopgrad" in overrides and "--data.observation=state" in overrides
+        # the schedule's configs after the model's: its data keys are the last word
+        model = ["experiments/objects.yaml", "experiments/ablations/stopgrad.yaml"]
+        assert configs[3:] == [*model, *reproduce.CURRICULA[schedule]]
+        assert "--data.observation=state" in overrides
         assert f"--data.path={reproduce.DATA / 'polis_mixture'}" in overrides
-        assert ("--data.ramp_start=2400" in overrides) == (schedule == "immunization")
     by_out = {out.name: options for _, _, out, options in calls["probe"]}
     assert "--consequence" in by_out["political-state-objects-sg-mixed-s0"]
     assert "political-state-objects-sg-mixed-x-hobbesian-s0" in by_out
     calls["fit"].clear()
     study(monkeypatch, "--part", "curricula", "--obs", "pixels", "--variants",
-          *reproduce.OBJECT_CURRICULA.values())  # fmt: skip
+          *reproduce.OBJECT_CURRICULA)  # fmt: skip
     assert calls["fit"] == []  # state only
 
 
@@ -211,18 +217,15 @@ def test_objects_part_trains_the_object_centric_model_on_state_only(calls, monke
         )
     }
     for configs, overrides in fits.values():
-        assert configs[-1] == "experiments/objects.yaml" and "--data.observation=state" in overrides
-    assert "--model.target=oracle" in fits["study-political-state-objects-oracle-s0"][1]
-    assert "--model.target=oracle" not in fits["study-political-state-objects-s0"][1]
-    assert "--model.target=stopgrad" in fits["study-political-state-objects-sg-s0"][1]
-    assert "--model.regularizer=none" not in fits["study-political-state-objects-sg-s0"][1]
-    # history 18: windows of 19 frames
-    for name in ("objects-h18", "objects-oracle-h18", "objects-sg-h18"):
-        overrides = fits[f"study-political-state-{name}-s0"][1]
-        assert "--model.history=18" in overrides and "--data.window=19" in overrides
-    assert "--model.target=oracle" in fits["study-political-state-objects-oracle-h18-s0"][1]
-    assert "--model.target=stopgrad" in fits["study-political-state-objects-sg-h18-s0"][1]
-    assert not any("history" in o for o in fits["study-political-state-objects-s0"][1])
+        assert configs[3] == "experiments/objects.yaml" and "--data.observation=state" in overrides
+    diff = {v: fits[f"study-political-state-{v}-s0"][0][4:] for v in reproduce.OBJECTS}
+    assert diff["objects"] == []
+    assert diff["objects-oracle"] == ["experiments/ablations/oracle.yaml"]
+    assert diff["objects-sg"] == ["experiments/ablations/stopgrad.yaml"]
+    # history 18 (windows of 19 frames) after the target's diff
+    assert diff["objects-h18"] == ["experiments/objects/h18.yaml"]
+    assert diff["objects-oracle-h18"] == [*diff["objects-oracle"], *diff["objects-h18"]]
+    assert diff["objects-sg-h18"] == [*diff["objects-sg"], *diff["objects-h18"]]
     by_out = {out.name: options for _, _, out, options in calls["probe"]}
     assert "--consequence" in by_out["political-state-objects-s0"]
     assert "--consequence" in by_out["political-state-objects-sg-s0"]
@@ -253,3 +256,30 @@ def test_report_restores_committed_probes_and_keeps_local_ones(tmp_path, monkeyp
     assert not list(probes.glob("*/*.gz")) and not list(probes.glob("*/*.tmp"))
     assert (probes / "b-s0" / "metrics.json").read_bytes() == b'{"b": "re-probed"}'
     assert reproduce.restore() == []  # idempotent
+
+
+VARIANT_TABLES = ("ABLATIONS", "OBJECTS", "CURRICULA", "OBJECT_CURRICULA")
+
+
+def test_every_variant_is_config_files_that_exist():
+    for table in VARIANT_TABLES:
+        for variant, configs in getattr(reproduce, table).items():
+            for c in configs:
+                assert (ROOT / c).is_file(), f"{table}[{variant!r}]: {c} is missing"
+
+
+def test_a_composed_variant_resolves_to_what_its_name_says(capsys, monkeypatch):
+    """objects-oracle-h18: objects.yaml, then the oracle ablation, then history 18."""
+    from pwm.cli import main as pwm_main
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(sys, "argv", ["pwm"])  # LightningCLI rewrites sys.argv
+    configs = [reproduce.BASE, "experiments/political.yaml", reproduce.STUDY,
+               *reproduce.OBJECTS["objects-oracle-h18"]]  # fmt: skip
+    with pytest.raises(SystemExit) as e:
+        pwm_main(["fit", *[a for c in configs for a in ("-c", c)], "--print_config"])
+    assert e.value.code in (0, None)
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    m, d = cfg["model"], cfg["data"]
+    assert (m["objects"], m["target"], m["regularizer"], m["history"]) == (6, "oracle", "none", 18)
+    assert (d["window"], d["observation"]) == (19, "state")

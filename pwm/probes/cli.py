@@ -1,8 +1,9 @@
 """`pwm probe --ckpt CKPT --items DIR [--items DIR ...] --out DIR` (DESIGN 6).
 
 Writes OUT/metrics.json (everything, see pwm/probes/__init__.py for the schema), OUT/metrics.md
-(the tables) and OUT/*.png (surprise curves around t* per condition, the dose-response curve,
-the linear-probe bars). Settings come from one file (`--config`, default experiments/voe.yaml).
+(the tables) and OUT/*.png (the surprise curves around t*, one titled panel per comparison with
+its two sides; the dose-response curve; the linear-probe bars). Settings come from one file
+(`--config`, default experiments/voe.yaml).
 `--calib DIR` and `--probe-data DIR` (each a dataset of one world, repeatable) replace the
 plausible items as the calibration set and the item set as the linear-probe data for that
 world; `--consequence DIR` runs the consequence probe on a counterfactual set; `--wandb` logs the
@@ -22,16 +23,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.progress import Progress
 
-from pwm import __version__, provenance
+from pwm import __version__, progress, provenance
+from pwm.console import DefaultsHelpFormatter
 from pwm.data.format import open_dataset
 from pwm.probes import plots
 from pwm.probes.checkpoint import check_dataset, load_checkpoint, random_model
 from pwm.probes.config import ProbeError, load_config
 from pwm.probes.consequence import consequence_probe, read_pairs, usable_pairs
 from pwm.probes.items import open_items
-from pwm.probes.markdown import probe_report
+from pwm.probes.markdown import fmt, probe_report
 from pwm.probes.pipeline import Runner, probe_items, validate
 
 
@@ -42,7 +43,8 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="pwm probe", description="VoE surprise, baselines and linear probes of a "
-               "checkpoint -> OUT/metrics.json, OUT/metrics.md, OUT/*.png")  # fmt: skip
+               "checkpoint -> OUT/metrics.json, OUT/metrics.md, OUT/*.png",
+               formatter_class=DefaultsHelpFormatter)  # fmt: skip
     p.add_argument("--ckpt", required=True, metavar="CKPT", help="a pwm Lightning checkpoint")
     p.add_argument("--items", action="append", required=True, metavar="DIR",
                    help="item set made by `pwm items` (repeatable)")  # fmt: skip
@@ -128,17 +130,21 @@ def main(argv: list[str]) -> int:
         },
         "items": [],
     }
-    with Progress(transient=True) as bar:
+    with progress.bar() as bar:  # one bar per model pass, under one per item set
         runner = Runner(module, hp, cfg, context, device, args.batch_size, bar)
+        overall = bar.add_task(f"pwm probe {name}", total=len(items) + (consequence is not None))
         seen = {}
         for it in items:
+            bar.update(overall, description=f"pwm probe {name}: {it.name}")
             entry = probe_items(
                 runner, it, args.cross_world, calib.get(it.world), probe_data.get(it.world)
             )
             n = seen[it.name] = seen.get(it.name, 0) + 1
             entry["name"] = it.name if n == 1 else f"{it.name}-{n}"
             metrics["items"].append(entry)
+            bar.advance(overall)
         if consequence is not None:
+            bar.update(overall, description=f"pwm probe {name}: consequence")
             metrics["consequence"] = {
                 who: consequence_probe(m, consequence, context, cfg, device, bar)
                 for who, m in (("model", module), ("random_init", random_model(hp, cfg.seed)))
@@ -155,10 +161,12 @@ def main(argv: list[str]) -> int:
     metrics = jsonable(metrics)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     (out / "metrics.md").write_text(probe_report(metrics))
-    figures = draw(metrics, out)
+    pairs = zip(metrics["items"], items, strict=True)
+    figures = draw(metrics, {e["name"]: it.meta["comparisons"] for e, it in pairs}, out)
     if args.wandb:
         log_wandb(metrics, figures, out)
-    head = [f"{e['name']}: headline {e['scorers']['model']['headline']}" for e in metrics["items"]]
+    head = [f"{e['name']}: headline {fmt(e['scorers']['model']['headline'])}"
+            for e in metrics["items"]]  # fmt: skip
     print(
         f"pwm probe: wrote {out / 'metrics.json'}, metrics.md, {len(figures)} figures; "
         + "; ".join(head)
@@ -166,15 +174,22 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def draw(metrics: dict, out: Path) -> list[Path]:
-    """Every figure of a probe run; returns their paths."""
+def draw(metrics: dict, comparisons: dict[str, list[dict]], out: Path) -> list[Path]:
+    """Every figure of a probe run; returns their paths. `comparisons` {item set name: its
+    items.json comparisons} (which conditions each comparison sets against which)."""
     figs, primary = [], metrics["config"]["primary"]
     for e in metrics["items"]:
         c = e["curves"]
+        by = e["scorers"]["model"]["comparisons"]
+        acc = {k: (v[primary]["paired_accuracy"], v[primary]["ci"]) if v[primary]["ci"] else None
+               for k, v in by.items()}  # fmt: skip
         figs.append(
-            plots.surprise_curves(
+            plots.comparison_curves(
                 c["model"],
                 c["tau"],
+                comparisons[e["name"]],
+                acc,
+                metrics["config"]["window"],
                 f"{metrics['model']['name']} on {e['name']}",
                 out / f"curves_{e['name']}.png",
             )

@@ -5,9 +5,12 @@ model (`pwm probe --name` sets the name). Per group and comparison (primary aggr
 mean paired accuracy over seeds with a hierarchical bootstrap 95% CI (seeds, then pairs), the
 mean chance band, how many seeds pass alone, and the group's pass flag (CI lower bound > 0.5 and
 mean accuracy above the mean chance band's upper edge); the betrayal verdict (M1, R, Q) on those
-flags; the baselines' mean accuracies; the linear probes' mean scores. The heat map crosses
-models (rows, labelled with their training world) with item worlds (columns): each cell is the
-world's headline (mean paired accuracy over `headline` comparisons), so a physical and a
+flags; the baselines' mean accuracies; the linear probes' mean scores. Figures beside the
+report: REPORT_tests.png, every model's named tests with CIs over the chance band and beside the
+frame-only observer (pwm/probes/summary.py, plots.named_tests: one row per model, so it reads at
+any number of models), and, for reports of at most HEATMAP_MAX_MODELS models, the heat map that
+crosses models (rows, labelled with their training world) with item worlds (columns): each cell
+is the world's headline (mean paired accuracy over `headline` comparisons), so a physical and a
 political model on physical and political items give the 2x2 design of DESIGN 1. A last
 section (pwm/probes/provenance_report.py) says which commits made the runs and flags the runs
 whose code or datasets differ from the report's; its JSON is REPORT_provenance.json.
@@ -20,23 +23,31 @@ from pathlib import Path
 
 import numpy as np
 
+from pwm import progress
+from pwm.console import DefaultsHelpFormatter
 from pwm.probes import metrics as M
-from pwm.probes import plots, provenance_report
+from pwm.probes import plots, provenance_report, summary
 from pwm.probes.cli import Parser, jsonable
 from pwm.probes.config import ProbeError
 from pwm.probes.markdown import BASELINES, ci, fmt, table
 
+HEATMAP_MAX_MODELS = 8  # the headline heat map is drawn for reports of at most this many models
+
 
 def load_runs(dirs: list[str]) -> list[dict]:
-    runs = []
-    for d in dirs:
-        path = Path(d) / "metrics.json"
-        if not path.is_file():
+    for d in dirs:  # every path checked before any is read
+        if not (Path(d) / "metrics.json").is_file():
             raise ProbeError(f"{d} has no metrics.json: not a `pwm probe` output directory")
-        try:
-            runs.append(json.loads(path.read_text()))
-        except json.JSONDecodeError as e:
-            raise ProbeError(f"{path} is not valid JSON ({e.msg})") from None
+    runs = []
+    with progress.bar() as bar:
+        task = bar.add_task("pwm report: reading probe runs", total=len(dirs))
+        for d in dirs:
+            path = Path(d) / "metrics.json"
+            try:
+                runs.append(json.loads(path.read_text()))
+            except json.JSONDecodeError as e:
+                raise ProbeError(f"{path} is not valid JSON ({e.msg})") from None
+            bar.advance(task)
     return runs
 
 
@@ -165,7 +176,7 @@ def _mean(values) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def render(groups: dict, summaries: dict, heat: str, primary: str, grid: tuple) -> str:
+def render(groups: dict, summaries: dict, figures: list[str], primary: str, grid: tuple) -> str:
     lines = [
         "# pwm report",
         "",
@@ -173,8 +184,7 @@ def render(groups: dict, summaries: dict, heat: str, primary: str, grid: tuple) 
         "bootstraps over training seeds, then pairs. A comparison passes when the CI lower "
         "bound is above 0.5 and the mean accuracy is above the mean chance band.",
         "",
-        f"![model x items headline]({heat})",
-        "",
+        *(f"![{Path(f).stem.split('_')[-1]}]({f})\n" for f in figures),
     ]
     rows, cols, values = grid
     cells = [[r, *(fmt(float(v)) for v in row)] for r, row in zip(rows, values, strict=True)]
@@ -244,27 +254,35 @@ def render(groups: dict, summaries: dict, heat: str, primary: str, grid: tuple) 
 
 
 def main(argv: list[str]) -> int:
-    p = Parser(prog="pwm report", description="aggregate `pwm probe` runs into one report")
+    p = Parser(prog="pwm report", description="aggregate `pwm probe` runs into one report",
+               formatter_class=DefaultsHelpFormatter)  # fmt: skip
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="`pwm probe` output directories")
-    p.add_argument(
-        "--out", required=True, help="report file (markdown); the heat map goes beside it"
-    )
+    p.add_argument("--out", required=True, help="report file (markdown); its figures go beside it")
     args = p.parse_args(argv)
     runs = load_runs(args.runs)
     groups = group_runs(runs)
-    summaries = {k: summarise(v) for k, v in groups.items()}
+    with progress.bar() as bar:
+        task = bar.add_task("pwm report: model x item groups", total=len(groups))
+        summaries = {}
+        for k, v in groups.items():
+            summaries[k] = summarise(v)
+            bar.advance(task)
     models = list(dict.fromkeys((k[0], k[1]) for k in summaries))
     worlds = sorted({k[2] for k in summaries})
     heads = [[summaries.get((n, w, iw), {}).get("headline") for iw in worlds] for n, w in models]
     values = np.array([[np.nan if h is None else h for h in row] for row in heads], dtype=float)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    heat = out.with_name(out.stem + "_heatmap.png")
     labels = [f"{n} ({w})" for n, w in models]
-    plots.heatmap(values, labels, worlds, "headline", heat)
+    figures = []
+    if blocks := summary.figure_blocks(summaries):
+        figures.append(plots.named_tests(blocks, out.with_name(out.stem + "_tests.png")))
+    if len(models) <= HEATMAP_MAX_MODELS:  # beyond, a strip no one can read: the tests figure
+        heat = out.with_name(out.stem + "_heatmap.png")
+        figures.append(plots.heatmap(values, labels, worlds, "headline", heat))
     grid = (labels, worlds, values)
     lineage = provenance_report.summarise(args.runs, runs)
-    text = render(groups, summaries, heat.name, runs[0]["config"]["primary"], grid)
+    text = render(groups, summaries, [f.name for f in figures], runs[0]["config"]["primary"], grid)
     out.write_text(text + "\n" + "\n".join(provenance_report.lines(lineage)))
     out.with_name(out.stem + "_provenance.json").write_text(json.dumps(lineage, indent=1))
     (out.with_suffix(".json")).write_text(
