@@ -71,7 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     d, di, dc = PolisConfig(), ItemsConfig(), ConsequenceConfig()
     for flag, (name, kind, text) in _WORLD.items():
         default = "" if name == "dispositions" else getattr(d, name)
-        parser.add_argument(flag, type=kind, default=default, help=f"{text} (default {default})")
+        shown = "none: the population's mix" if name == "dispositions" else default
+        parser.add_argument(flag, type=kind, default=default, help=f"{text} (default {shown})")
     if command == "generate":
         parser.add_argument("--episodes-per-shard", type=int, default=64, help="shard size")
     else:
