@@ -2,12 +2,14 @@
 
     python experiments/demo.py [--quick]
 
-1. small physics and Polis (civilized) training sets and item sets (state and 32 px pixels: the
-   pixel-difference baseline reads the frames);
+1. small physics and Polis training sets (Polis: civilized, law `reciprocity`, the lag-1 rung of
+   the law ladder; 241-frame episodes, state and 16 px frames: the pixel-difference baseline
+   reads them) and item sets (Polis: B is the ego, K in 1, 2, 4, 8 rounds; physics: t* after
+   frame 50, so that 8 rounds of context fit before it);
 2. the physical and the political world model, identical architecture and recipe
-   (experiments/base.yaml + experiments/demo.yaml: the study's object-centric model on state
-   observations, trained end to end with SIGReg and the prediction target detached), trained
-   briefly;
+   (experiments/base.yaml + experiments/law.yaml + experiments/demo.yaml: the social-law study's
+   model, one step per exchange round, one token per agent, 8 rounds of history, trained end to
+   end with SIGReg and the prediction target detached on state observations), trained briefly;
 3. `pwm probe` of each model on both item sets (linear probes fitted on one part of each item
    set's groups and scored on the rest), then `pwm report`; the end of the output is a short
    summary (the headline 2x2 and the named tests, pwm/probes/summary.py) with the path of the
@@ -30,12 +32,15 @@ from runner import dataset, fit, probe, run
 
 from pwm.probes import summary
 
-SIZE = ["--image-size", "32"]
-STEPS = 1000
+SIZE = ["--image-size", "16"]
+STEPS = 1500
+LAW = ["--law", "reciprocity"]
+# physics items with t* in [50, 66] of 72 frames: 8 steps of 6 frames of context before t*
+PHYSICS_ITEMS = ["--frames", "72", "--t-star-min", "50", "--t-star-max", "66"]
 # scale -> (name, episodes per training set, physics item pairs, Polis item groups, steps, extra
-# fit options); the quick run validates every 50 steps (demo.yaml's 500 is for 1,000 steps)
+# fit options); the quick run validates every 50 steps (demo.yaml's 500 divides 1,500)
 SCALES = {
-    "full": ("demo", 256, 200, 100, STEPS, []),
+    "full": ("demo", 512, 200, 100, STEPS, []),
     "quick": ("demo-quick", 64, 40, 20, 100, ["--trainer.val_check_interval=50"]),
 }
 
@@ -46,22 +51,38 @@ def main(scale: str = "full") -> None:
     data, out = Path("data") / tag, Path("runs") / f"{tag}-probes"
     n = str(episodes)
     physics = dataset("generate", "physics", data / "physics", "--episodes", n, "--frames",
-                      "48", "--seed", "0", *SIZE)  # fmt: skip
-    polis = dataset("generate", "polis", data / "polis", "--episodes", n, "--frames", "64",
-                    "--seed", "0", *SIZE)  # fmt: skip
+                      "241", "--seed", "0", *SIZE)  # fmt: skip
+    polis = dataset("generate", "polis", data / "polis", "--episodes", n, "--frames", "241",
+                    "--seed", "0", *LAW, *SIZE)  # fmt: skip
     items = {
         "physics": dataset(
-            "items", "physics", data / "physics_items", "--items", str(pairs), "--seed", "1", *SIZE
+            "items",
+            "physics",
+            data / "physics_items",
+            "--items",
+            str(pairs),
+            "--seed",
+            "1",
+            *PHYSICS_ITEMS,
+            *SIZE,
         ),  # fmt: skip
         "polis": dataset(
-            "items", "polis", data / "polis_items", "--items", str(groups), "--seed", "1", *SIZE
+            "items",
+            "polis",
+            data / "polis_items",
+            "--items",
+            str(groups),
+            "--seed",
+            "1",
+            *LAW,
+            *SIZE,
         ),  # fmt: skip
     }
-    configs = ["experiments/base.yaml", "experiments/demo.yaml"]
     probes = []
     for name, world, path in (("physical", "physics", physics), ("political", "polis", polis)):
-        ckpt = fit(f"{tag}-{name}", [configs[0], f"experiments/{name}.yaml", configs[1]], steps,
-                   f"--data.path={path}", *extra)  # fmt: skip
+        configs = ["experiments/base.yaml", f"experiments/{name}.yaml", "experiments/law.yaml",
+                   "experiments/demo.yaml"]  # fmt: skip
+        ckpt = fit(f"{tag}-{name}", configs, steps, f"--data.path={path}", *extra)
         other = "physics" if world == "polis" else "polis"
         probes.append(probe(ckpt, [items[world], items[other]], out / name, "--name", name,
                             "--cross-world"))  # fmt: skip

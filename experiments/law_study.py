@@ -56,7 +56,11 @@ MODEL = {"polis": "political", "physics": "physical"}
 def datasets(laws: list[str]) -> dict[str, Path]:
     """Every dataset the chosen laws need (made unless finished)."""
     d = {"physics": dataset("generate", "physics", DATA / "physics", "--episodes", "2048",
-                            "--frames", "241", "--seed", "0", *SIZE)}  # fmt: skip
+                            "--frames", "241", "--seed", "0", *SIZE),
+         # t* late enough for 8 steps of 6 frames of context (the round-level models)
+         "physics_items": dataset("items", "physics", DATA / "physics_items", "--items", "500",
+                                  "--frames", "72", "--t-star-min", "50", "--t-star-max", "66",
+                                  "--seed", "1", *SIZE)}  # fmt: skip
     for law in laws:
         given = ["--law", law, *SIZE]
         d[law] = dataset("generate", "polis", DATA / law, "--episodes", "2048", "--frames", "241",
@@ -70,7 +74,9 @@ def datasets(laws: list[str]) -> dict[str, Path]:
 
 
 def train_and_probe(d: dict, variant: str, law: str, seed: int) -> list[Path]:
-    """One run and its probes; the physical model (one per seed, any law) on every law's items."""
+    """One run and its probes. A political model: on its law's items, with the consequence
+    probe; the `round` models also on the physics items (the 2x2). The physical model (one run
+    per seed, whatever the law): on the physics items and on every law's Polis items."""
     world, diffs = VARIANTS[variant]
     data = d["physics"] if world == "physics" else d[law]
     tag = variant if world == "physics" else f"{variant}-{law}"
@@ -78,10 +84,15 @@ def train_and_probe(d: dict, variant: str, law: str, seed: int) -> list[Path]:
     ckpt = fit(f"law-{tag}-s{seed}", configs, STEPS, f"--data.path={data}",
                f"--seed_everything={seed}", f"--data.split_seed={seed}")  # fmt: skip
     if world == "physics":
-        return [probe(ckpt, [d[f"{law}_items"]], PROBES / f"{tag}-x-{law}-s{seed}", "--name",
-                      f"{tag} x {law}", "--cross-world")]  # fmt: skip
-    return [probe(ckpt, [d[f"{law}_items"]], PROBES / f"{tag}-s{seed}", "--name", tag,
-                  "--consequence", str(d[f"{law}_consequence"]))]  # fmt: skip
+        jobs = [(tag, "physics_items", []), (f"{tag} x {law}", f"{law}_items", ["--cross-world"])]
+    else:
+        jobs = [(tag, f"{law}_items", ["--consequence", str(d[f"{law}_consequence"])])]
+        if variant == "round":
+            jobs.append((f"{tag} x physics", "physics_items", ["--cross-world"]))
+    return [
+        probe(ckpt, [d[items]], PROBES / f"{name.replace(' ', '-')}-s{seed}", "--name", name, *opts)
+        for name, items, opts in jobs
+    ]
 
 
 GOAL = {  # law -> the issue's goals for M1, R, Q, HE and the gap to the frame-only observer
@@ -110,7 +121,7 @@ def goals(report_json: Path, probes: list[Path]) -> str:
         mine = entries.get((name, items), [])
         goal = GOAL.get(law, {})
         cells = [name, items, str(g["seeds"])]
-        for test in ("M1", "R", "Q", "M1C", "M2"):
+        for test in ("M1", "R", "Q", "M1C", "M2", "teleport"):
             c = g["comparisons"].get(test)
             per = [e["scorers"]["model"]["comparisons"][test]["max"]["paired_accuracy"]
                    for _, e in mine]  # fmt: skip
@@ -121,11 +132,13 @@ def goals(report_json: Path, probes: list[Path]) -> str:
             seeds = ", ".join(f"{v:.2f}" for v in per)
             cells.append(f"{c['paired_accuracy']:.2f} [{c['ci'][0]:.2f}, {c['ci'][1]:.2f}] "
                          f"({seeds}){mark}")  # fmt: skip
-        he = g.get("history_effect")
-        mark = _mark(he["value"], he["ci"][0], goal.get("HE"), 0.5) if he else ""
-        cells.append(f"{he['value']:.2f} [{he['ci'][0]:.2f}, {he['ci'][1]:.2f}] "
-                     f"({', '.join(f'{v:.2f}' for v in he['per_seed'])}){mark}"
-                     if he else "–")  # fmt: skip
+        for key in ("history_effect", "history_effect_m1"):
+            he = g.get(key)
+            goal_he = goal.get("HE") if key == "history_effect" else None
+            mark = _mark(he["value"], he["ci"][0], goal_he, 0.5) if he else ""
+            cells.append(f"{he['value']:.2f} [{he['ci'][0]:.2f}, {he['ci'][1]:.2f}] "
+                         f"({', '.join(f'{v:.2f}' for v in he['per_seed'])}){mark}"
+                         if he else "–")  # fmt: skip
         for test in ("M1", "R"):
             fo = g["comparisons"].get(test, {}).get("baselines", {}).get("frame_only")
             model = g["comparisons"].get(test, {}).get("paired_accuracy")
@@ -152,8 +165,9 @@ def goals(report_json: Path, probes: list[Path]) -> str:
             else "–"
         )
         rows.append(cells)
-    header = ["model", "items", "seeds", "M1", "R", "Q", "M1C", "M2", "HE", "frame-only M1",
-              "frame-only R", "dose slope (CI > 0)", "consequence: distance ratio",
+    header = ["model", "items", "seeds", "M1", "R", "Q", "M1C", "M2", "teleport", "HE",
+              "M1 + M1C − 1",
+              "frame-only M1", "frame-only R", "dose slope (CI > 0)", "consequence: distance ratio",
               "consequence: defection ratio", "cues R² (random)"]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"

@@ -14,10 +14,12 @@ from pwm.cli import main as pwm_main  # noqa: E402
 
 
 @pytest.mark.parametrize("model", ["physical", "political"])
-def test_demo_configs_parse_to_the_detached_target_object_model(model, capsys, monkeypatch):
+def test_demo_configs_parse_to_the_round_level_detached_target_object_model(
+    model, capsys, monkeypatch
+):
     monkeypatch.setattr(sys, "argv", ["pwm"])  # LightningCLI rewrites sys.argv
-    argv = ["fit", "-c", "experiments/base.yaml", "-c", f"experiments/{model}.yaml",
-            "-c", "experiments/demo.yaml", "--print_config"]  # fmt: skip
+    configs = ("base", model, "law", "demo")
+    argv = ["fit", *(a for c in configs for a in ("-c", f"experiments/{c}.yaml")), "--print_config"]
     with pytest.raises(SystemExit) as e:
         pwm_main(argv)
     assert e.value.code in (0, None)
@@ -25,5 +27,6 @@ def test_demo_configs_parse_to_the_detached_target_object_model(model, capsys, m
     m = cfg["model"]
     assert (m["target"], m["regularizer"], m["objects"]) == ("stopgrad", "sigreg", 6)
     assert cfg["data"]["observation"] == "state"
+    assert (cfg["data"]["frame_skip"], cfg["model"]["history"]) == (6, 8)  # a round per step
     # validation runs at multiples of val_check_interval: the last step must be one of them
     assert demo.STEPS % cfg["trainer"]["val_check_interval"] == 0

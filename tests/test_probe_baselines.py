@@ -79,6 +79,7 @@ def test_frame_only_observer_reads_the_law_from_the_context(results):
     for name in ("M2", "R", "M1", "M1C", "Q"):
         assert accuracy(results, "frame_only", name) >= 0.9, name
     assert results["frame_only"]["history_effect"]["max"]["value"] >= 0.8
+    assert results["frame_only"]["history_effect_m1"]["max"]["value"] >= 0.8
 
 
 def test_history_blind_scorers_have_no_history_effect(results):
@@ -88,6 +89,8 @@ def test_history_blind_scorers_have_no_history_effect(results):
         assert he["n_groups"] == 10 and he["value"] == 0.0, scorer
         assert he["ci"] == [0.0, 0.0] and not he["pass"]
     assert results["ideal_observer"]["history_effect"]["max"]["value"] == 1.0
+    # the M1 side: any-defection ties M1 and M1C (identical outcome frames), so 0.5 + 0.5 - 1
+    assert results["any_defection"]["history_effect_m1"]["max"]["value"] == 0.0
 
 
 def test_last_move_observer_knows_reciprocity(results):

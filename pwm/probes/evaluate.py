@@ -141,9 +141,10 @@ def evaluate(
         out["selectivity"] = {a: M.selectivity(*sides(sel[0], s)) for a, s in scores.event.items()}
     out["dose_response"] = dose_response(pairings, out["comparisons"], cfg)
     out["dose_slope"] = {a: slope(pairings, s, cfg) for a, s in scores.event.items()}
-    he = history_effect(pairings, out["comparisons"], cfg, chance)
-    if he:
-        out["history_effect"] = he
+    for key, tests in HISTORY_EFFECTS.items():
+        he = history_effect(pairings, out["comparisons"], cfg, chance, tests)
+        if he:
+            out[key] = he
     comps = out["comparisons"]
     if all(t in comps for t in cfg.betrayal_tests):
         passed = {t: comps[t][cfg.primary]["pass"] for t in cfg.betrayal_tests}
@@ -157,24 +158,33 @@ def evaluate(
     return out
 
 
-def history_effect(pairings: list[Pairing], comps: dict, cfg: VoEConfig, chance) -> dict:
-    """{agg: HE block} from the M2 and R pair outcomes of the groups that have both; {} if the
-    items have no M2 or R. The chance band is that of M2 + R - 1 over the random networks."""
+# the two estimates of the history x outcome interaction (metrics.history_effect): M2 and R pair
+# items of one history and score its two outcomes (a scorer's outcome preference cancels); M1
+# and M1C pair items of one outcome and score its two histories (a history preference cancels)
+HISTORY_EFFECTS = {"history_effect": ("M2", "R"), "history_effect_m1": ("M1", "M1C")}
+
+
+def history_effect(
+    pairings: list[Pairing], comps: dict, cfg: VoEConfig, chance, tests=("M2", "R")
+) -> dict:
+    """{agg: HE block} from the pair outcomes of `tests` (two comparisons) in the groups that
+    have both; {} if the items lack one. HE = M2 + R - 1 (or M1 + M1C - 1); the chance band is
+    that of the same sum over the random networks."""
     by = {p.name: p for p in pairings}
-    if "M2" not in by or "R" not in by:
+    first, second = tests
+    if first not in by or second not in by:
         return {}
-    m2, r = by["M2"], by["R"]
-    common, i_m2, i_r = np.intersect1d(m2.groups, r.groups, return_indices=True)
+    common, i_1, i_2 = np.intersect1d(by[first].groups, by[second].groups, return_indices=True)
     out = {}
     for a in cfg.aggregators:
-        o_m2 = np.asarray(comps["M2"][a]["outcomes"])[i_m2]
-        o_r = np.asarray(comps["R"][a]["outcomes"])[i_r]
-        he = M.history_effect(o_m2, o_r)  # (G,)
+        o_1 = np.asarray(comps[first][a]["outcomes"])[i_1]
+        o_2 = np.asarray(comps[second][a]["outcomes"])[i_2]
+        he = M.history_effect(o_1, o_2)  # (G,)
         ci = M.bootstrap_ci(he, level=cfg.ci_level, resamples=cfg.bootstrap_resamples,
                             seed=cfg.seed)  # fmt: skip
         band = None
-        if chance and "M2" in chance and "R" in chance:
-            values = np.asarray(chance["M2"][a]) + np.asarray(chance["R"][a]) - 1
+        if chance and first in chance and second in chance:
+            values = np.asarray(chance[first][a]) + np.asarray(chance[second][a]) - 1
             band = list(M.chance_band(values, cfg.ci_level))
         value = float(he.mean()) if len(he) else float("nan")
         out[a] = {"value": value, "ci": list(ci), "n_groups": len(common), "chance_band": band,

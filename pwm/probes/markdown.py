@@ -118,18 +118,36 @@ def items_section(entry: dict, primary: str, aggregators: list[str]) -> list[str
 
 
 def history_lines(entry: dict, primary: str) -> list[str]:
-    """The history effect HE = M2 + R - 1 (model, baselines) and the dose-response slope."""
+    """The history effects HE = M2 + R - 1 and M1 + M1C - 1 (model, baselines) and the
+    dose-response slope."""
     sc, out = entry["scorers"], []
-    he = {k: s["history_effect"][primary] for k, s in sc.items() if s.get("history_effect")}
-    if he:
-        m = he.get("model")
-        rows = [[k, f"{fmt(h['value'])} {ci(h['ci'])}", ci(h["chance_band"]), fmt(h["pass"])]
-                for k, h in he.items()]  # fmt: skip
+    rows = []
+    for k, s in sc.items():
+        he, he1 = s.get("history_effect", {}).get(primary), s.get("history_effect_m1", {})
+        he1 = he1.get(primary)
+        if he:
+            rows.append([k, f"{fmt(he['value'])} {ci(he['ci'])}", ci(he["chance_band"]),
+                         fmt(he["pass"]), f"{fmt(he1['value'])} {ci(he1['ci'])}" if he1 else "–",
+                         ci(he1["chance_band"]) if he1 else "–"])  # fmt: skip
+    if rows:
+        n = sc["model"].get("history_effect", {}).get(primary, {}).get("n_groups", "?")
         out += [
-            f"History effect HE = M2 + R − 1 over {m['n_groups'] if m else '?'} groups (0 for "
-            "every scorer that ignores the history, 1 for one that reads it):",
+            f"History effects over {n} groups: HE = M2 + R − 1 (0 for every scorer that ignores "
+            "the history, 1 for one that reads it) and M1 + M1C − 1 (the same interaction from "
+            "the histories' side: 0 for a scorer that finds one history more surprising "
+            "whatever follows):",
             "",
-            *table(["scorer", "HE [95% CI]", "chance band", "pass"], rows),
+            *table(
+                [
+                    "scorer",
+                    "HE [95% CI]",
+                    "chance band",
+                    "pass",
+                    "M1 + M1C − 1 [95% CI]",
+                    "chance band",
+                ],
+                rows,
+            ),  # fmt: skip
             "",
         ]
     dose = entry.get("dose_K")

@@ -171,7 +171,10 @@ def history_effect(m2_outcomes: np.ndarray, r_outcomes: np.ndarray) -> np.ndarra
     provoked_D / trust_D defecting) with swapped labels, so any scorer that ignores the history
     gets o_R = 1 - o_M2 and HE = 0, whatever it thinks of defection; only a history that
     changes the surprise of an outcome moves HE, up to 1 for an observer that reads it
-    (DESIGN 4.3). Its mean over groups is M2 + R - 1.
+    (DESIGN 4.3). Its mean over groups is M2 + R - 1. The same function on M1's and M1C's
+    outcomes gives M1 + M1C - 1, the interaction seen from the other side: M1 and M1C score the
+    same two histories with swapped labels, so a scorer that finds one history more surprising
+    whatever follows (a history main effect, which decides M1 alone) gets 0 there.
     """
     return np.asarray(m2_outcomes, dtype=float) + np.asarray(r_outcomes, dtype=float) - 1.0
 

@@ -117,9 +117,10 @@ def summarise(members: list[tuple[dict, dict]]) -> dict:
         trained = sorted({e["model_law"] for _, e in members if e.get("law_mismatch")})
         if trained:
             out["law_mismatch"] = f"trained on {', '.join(trained)}, probed on {out['law']}"
-    he = history_summary(members, primary, level, cfg)
-    if he:
-        out["history_effect"] = he
+    for key in ("history_effect", "history_effect_m1"):
+        he = history_summary(members, primary, level, cfg, key)
+        if he:
+            out[key] = he
     slopes = [e["scorers"]["model"].get("dose_slope", {}).get(primary) for _, e in members]
     slopes = [v["slope"] for v in slopes if v and v.get("slope") is not None]
     if slopes:
@@ -141,10 +142,13 @@ def summarise(members: list[tuple[dict, dict]]) -> dict:
     return out
 
 
-def history_summary(members: list, primary: str, level: float, cfg: dict) -> dict:
-    """HE = M2 + R - 1 over seeds: the mean, a hierarchical CI (seeds, then groups), the mean
-    chance band and per-seed values, for the model and the mean of each baseline."""
-    blocks = [e["scorers"]["model"].get("history_effect", {}).get(primary) for _, e in members]
+def history_summary(
+    members: list, primary: str, level: float, cfg: dict, key: str = "history_effect"
+) -> dict:
+    """A history effect (`key`: HE = M2 + R - 1, or M1 + M1C - 1) over seeds: the mean, a
+    hierarchical CI (seeds, then groups), the mean chance band and per-seed values, for the model
+    and the mean of each baseline."""
+    blocks = [e["scorers"]["model"].get(key, {}).get(primary) for _, e in members]
     blocks = [b for b in blocks if b]
     if not blocks:
         return {}
@@ -162,7 +166,7 @@ def history_summary(members: list, primary: str, level: float, cfg: dict) -> dic
         "pass": M.passes(value, interval[0], band[1] if band else None, null=0.0),
         "baselines": {
             b: _mean(
-                e["scorers"][b].get("history_effect", {}).get(primary, {}).get("value")
+                e["scorers"][b].get(key, {}).get(primary, {}).get("value")
                 for _, e in members
                 if b in e["scorers"]
             )
@@ -223,15 +227,19 @@ def render(groups: dict, summaries: dict, figures: list[str], primary: str, grid
             for c, r in s["comparisons"].items()
         ]
         lines += [*table(header, rows), ""]
-        if s.get("history_effect"):
-            h = s["history_effect"]
-            base = ", ".join(f"{b} {fmt(v)}" for b, v in h["baselines"].items() if v is not None)
-            per = ", ".join(fmt(v) for v in h["per_seed"])
-            lines += [
-                f"History effect HE = M2 + R − 1: {fmt(h['value'])} {ci(h['ci'])} (seeds: {per}; "
-                f"chance band {ci(h['chance_band'])}; pass {fmt(h['pass'])}); {base}.",
-                "",
-            ]
+        for key, what in (("history_effect", "HE = M2 + R − 1"),
+                          ("history_effect_m1", "M1 + M1C − 1")):  # fmt: skip
+            if s.get(key):
+                h = s[key]
+                base = ", ".join(
+                    f"{b} {fmt(v)}" for b, v in h["baselines"].items() if v is not None
+                )
+                per = ", ".join(fmt(v) for v in h["per_seed"])
+                lines += [
+                    f"History effect {what}: {fmt(h['value'])} {ci(h['ci'])} (seeds: {per}; "
+                    f"chance band {ci(h['chance_band'])}; pass {fmt(h['pass'])}); {base}.",
+                    "",
+                ]
         if s.get("dose_slope"):
             d = s["dose_slope"]
             lines += [
