@@ -180,6 +180,38 @@ def _mark(value: float, low: float, goal: float | None, null: float) -> str:
     return " ✓" if value >= goal and low > null else " ✗"
 
 
+HOBBESIAN_EPISODES = 256  # the hobbesian rates: a fresh simulation (no training set of it)
+
+
+def base_rates_table() -> str:
+    """The base rate of every event type (DESIGN 3.3) under each law: the civilized rates read
+    from the study's training sets' manifests (written by `pwm generate`), the hobbesian ones
+    from a 256-episode simulation of the same length (seed 0: the same numbers every time)."""
+    from data_gen import polis
+    from data_gen.polis_cli import EVENTS, base_rates
+    from data_gen.polis_config import PolisConfig
+
+    rows = []
+    for law in LAWS:
+        manifest = DATA / law / "manifest.json"
+        if manifest.exists():
+            r = json.loads(manifest.read_text())["base_rates"]["civilized"]
+            rows.append((law, "civilized", f"training set {DATA / law} (2,048 episodes)", r))
+        cfg = PolisConfig(law=law, population="hobbesian", frames=240, image_size=0)
+        tr = polis.run(cfg, polis.draw_scenario(cfg, np.random.default_rng(0),
+                                                HOBBESIAN_EPISODES))  # fmt: skip
+        r = base_rates(tr["event"], tr["hobbesian"].astype(bool))["hobbesian"]
+        rows.append((law, "hobbesian", f"simulation, {HOBBESIAN_EPISODES} episodes, seed 0", r))
+    head = ["law", "population", "source", *(e.replace("_", " ") for e in EVENTS), "actions"]
+    lines = ["# Base rates of the event types under each law (DESIGN 3.3)", "",
+             "Share of executed actions of each type; `law_study.py --part report` writes this.",
+             "", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]  # fmt: skip
+    for law, pop, src, r in rows:
+        lines.append(f"| {law} | {pop} | {src} | "
+                     + " | ".join(f"{r[e]:.3f}" for e in EVENTS) + f" | {r['n']:,} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def report(command: str) -> None:
     """`pwm report` over every finished probe -> runs/law-probes/REPORT.md, and the curated copy
     (REPORT, GOALS, PROVENANCE, per-run metrics.md and gzipped metrics.json) under RESULTS."""
@@ -202,6 +234,7 @@ def report(command: str) -> None:
             gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f,
         ):
             f.write((p / "metrics.json").read_bytes())
+    (RESULTS / "BASE_RATES.md").write_text(base_rates_table())
     (RESULTS / "GOALS.md").write_text(
         "# The social-law issue's goals, measured\n\nPaired accuracy with the max aggregator, "
         "mean over seeds [95% hierarchical bootstrap CI] (per seed); ✓/✗: the issue's goal for "
