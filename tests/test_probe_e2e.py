@@ -18,6 +18,7 @@ import yaml
 from data_gen.cli import main as data_main
 from pwm.cli import main as pwm_main
 from pwm.data.format import sha256_file
+from pwm.data.manifest import seal
 from pwm.models import EncoderConfig, PredictorConfig
 from pwm.module import JEPAModule
 from pwm.probes.checkpoint import load_checkpoint
@@ -210,7 +211,7 @@ def one_line_error(capsys, argv) -> str:
         pwm_main(argv)
     assert e.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("pwm: error: "), lines
+    assert len(lines) == 1 and lines[0].startswith(f"pwm {argv[0]}: error: "), lines
     return lines[0]
 
 
@@ -241,9 +242,9 @@ def test_bad_inputs_fail_with_one_line(setup, tmp_path, capsys):
     )
     msg = one_line_error(capsys, [*run, "--ckpt", str(tmp_path / "big.ckpt"), *items])
     assert "(64, 64, 3)" in msg and "(32, 32, 3)" in msg
-    # an items directory without metadata (a plain dataset)
+    # a training dataset, not an item set
     msg = one_line_error(capsys, [*run, "--ckpt", str(ckpt), "--items", str(root / "data")])
-    assert "no items.json" in msg
+    assert "is a training dataset, not an item set" in msg
     # a condition with no items (all 'vanish' items removed, checksum updated)
     cut = tmp_path / "cut"
     shutil.copytree(root / "items", cut)
@@ -252,7 +253,7 @@ def test_bad_inputs_fail_with_one_line(setup, tmp_path, capsys):
     (cut / "items.json").write_text(json.dumps(meta))
     manifest = json.loads((cut / "manifest.json").read_text())
     manifest["extra_files"]["items.json"] = sha256_file(cut / "items.json")
-    (cut / "manifest.json").write_text(json.dumps(manifest))
+    (cut / "manifest.json").write_text(json.dumps(seal(manifest)))
     msg = one_line_error(capsys, [*run, "--ckpt", str(ckpt), "--items", str(cut)])
     assert "'vanish'" in msg and "has no items" in msg
     # a window that leaves the episode
