@@ -199,7 +199,7 @@ class PWMCLI(LightningCLI):
         # Lightning's own resolution of where each callback writes (a private method: the rule
         # is Lightning's, so it is asked rather than copied)
         saves = [Path(c._ModelCheckpoint__resolve_ckpt_dir(trainer)) for c in checkpointers]
-        dirs = [Path(logger.log_dir)] * versioned + saves
+        dirs = ([Path(logger.log_dir)] if versioned else []) + saves
         if ckpt == "last":
             found = set().union(*(c._find_last_checkpoints(trainer) for c in checkpointers))
             found = sorted(f for f in found if Path(f).is_file())

@@ -21,6 +21,7 @@ tests/test_fuzz.py adds random structural edits of a manifest and of item metada
 import json
 import os
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -797,6 +798,22 @@ def test_bad_input_is_one_line_and_exit_code_2(make_argv, needle, inputs, capsys
     after = snapshot(inputs.root)  # nothing made, changed or removed
     assert after == before, sorted(set(after.items()) ^ set(before.items()))[:3]
     assert not any(Path(p).exists() for p in CWD_OUTPUTS)
+
+
+REAL_PROCESS = ("negative lr", "validate, no checkpoint", "seed -1", "manifest: m_shard_escapes",
+                "probe: over a probe run", "report: over a report")  # fmt: skip
+
+
+@pytest.mark.parametrize("case", REAL_PROCESS)
+def test_the_real_command_agrees(case, inputs):
+    """A sample of the table through a real `pwm` process: the same line, exit code 2."""
+    _, make_argv, needle = next(c for c in CASES if c[0] == case)
+    before = snapshot(inputs.root)
+    res = subprocess.run([sys.executable, "-m", "pwm.cli", *map(str, make_argv(inputs))],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.returncode == 2 and len(lines) == 1 and needle in lines[0], res.stderr[-2000:]
+    assert snapshot(inputs.root) == before
 
 
 def test_the_table_covers_every_kind_of_input():

@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +23,8 @@ from pwm.data.manifest import seal
 from pwm.models import EncoderConfig, PredictorConfig
 from pwm.module import JEPAModule
 from pwm.probes.checkpoint import load_checkpoint
+from pwm.probes.cli import build_parser
+from pwm.probes.config import load_config
 from pwm.probes.items import open_items
 from pwm.probes.surprise import run_model
 
@@ -183,6 +186,40 @@ def test_calibration_and_probe_data_from_held_out_datasets(setup, tmp_path):
     assert cal["model"]["frames"] == 12 * (16 - 4)  # every frame t >= H of the 12 episodes
     assert entry["linear_probes"]["source"].startswith("--probe-data data")
     assert entry["scorers"]["model"]["comparisons"]["teleport"]["max"]["chance_band"] is None
+
+
+def test_probe_and_report_replace_results_only_with_overwrite(setup, tmp_path, capsys):
+    """A finished probe or report is never replaced silently; --overwrite replaces the probe's
+    own files (an earlier model's figures included) and keeps everything else."""
+    root, ckpt = setup
+    cfg = yaml.safe_load(open("experiments/voe.yaml"))
+    cfg |= {"chance_networks": 0, "bootstrap_resamples": 100}
+    (tmp_path / "voe.yaml").write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "o"
+    shutil.copytree(root / "run", out)
+    (out / "curves_other_model.png").write_bytes(b"an earlier model's figure")
+    (out / "notes.txt").write_text("mine")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    argv = ["probe", "--ckpt", str(ckpt), "--items", str(root / "items"), "--out", str(out),
+            "--config", str(tmp_path / "voe.yaml"), "--name", "again"]  # fmt: skip
+    assert "already holds a probe run; pass --overwrite" in one_line_error(capsys, argv)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert pwm_main([*argv, "--overwrite"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["model"]["name"] == "again"
+    assert not (out / "curves_other_model.png").exists() and (out / "notes.txt").exists()
+    report = tmp_path / "R.md"
+    assert pwm_main(["report", str(root / "run"), "--out", str(report)]) == 0
+    first = report.read_text()
+    msg = one_line_error(capsys, ["report", str(out), "--out", str(report)])
+    assert "exists; pass --overwrite" in msg and report.read_text() == first
+    assert pwm_main(["report", str(out), "--out", str(report), "--overwrite"]) == 0
+    assert "again" in report.read_text() and report.read_text() != first
+
+
+def test_the_default_probe_config_does_not_depend_on_the_current_directory(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    default = Path(build_parser().get_default("config"))
+    assert default.is_absolute() and load_config(default).primary == "max"
 
 
 def test_surprise_matches_teacher_forcing_and_cropping(setup):

@@ -175,6 +175,32 @@ def test_die_with_parent_either_way(fallback):
     assert took < (1.5 if fallback else 0.5), took
 
 
+def test_fit_replaces_a_finished_run_only_with_overwrite(
+    toy_dataset, tmp_path, capsys, monkeypatch
+):
+    """A fresh `pwm fit` into a run directory that holds checkpoints is refused (before it
+    writes anything); `--overwrite` replaces the run; `--ckpt_path last` of an empty run is
+    refused instead of silently training from step 0."""
+    run = [*FIT, f"--data.path={toy_dataset}", "--trainer.enable_progress_bar=false",
+           *("--trainer.max_steps=1", "--trainer.val_check_interval=1"),
+           "--trainer.limit_val_batches=1", f"--trainer.default_root_dir={tmp_path}",
+           f"--trainer.logger.init_args.save_dir={tmp_path}",
+           "--trainer.logger.init_args.version=0"]  # fmt: skip
+    assert run_pwm(run, capsys, monkeypatch)[0] == 0
+    done = tmp_path / "debug" / "version_0"
+    (done / "mine.txt").write_text("a note in the run")
+    before = tree(done)
+    code, err = run_pwm(run, capsys, monkeypatch)
+    assert code == 2 and len(err) == 1 and "already holds a run" in err[0], err
+    assert tree(done) == before
+    assert run_pwm([*run, "--overwrite"], capsys, monkeypatch)[0] == 0
+    assert (done / "checkpoints" / "last.ckpt").exists() and not (done / "mine.txt").exists()
+    fresh = [a.replace("version=0", "version=5") for a in run]
+    code, err = run_pwm([*fresh, "--ckpt_path=last"], capsys, monkeypatch)
+    assert code == 2 and "no last checkpoint" in err[-1] and "holds version_0" in err[-1], err
+    assert not (tmp_path / "debug" / "version_5").exists()
+
+
 # ---- 3. corruption, through the real entry point ------------------------------------------------
 def test_fit_on_a_corrupted_dataset_exits_2_naming_the_shard(toy_dataset, tmp_path):
     bad = tmp_path / "toy"
@@ -224,6 +250,26 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(
     assert ckpt["global_step"] == bad_step // 4 * 4 > 0  # the last save before the fault
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
     load_world_model(tmp_path / "debug/version_0/checkpoints/last.ckpt")
+
+
+def test_non_finite_loss_before_any_checkpoint_says_there_is_none(
+    toy_dataset, tmp_path, capsys, monkeypatch
+):
+    """A NaN in the first steps, before anything was saved, must not claim a checkpoint."""
+    data = tmp_path / "poisoned"
+    bad_step = poisoned_copy(toy_dataset, data, np.nan, WINDOW, BATCH, 3, earliest=0)
+    argv = [
+        *FIT,
+        *(f"--data.path={data}", "--data.observation=state", f"--data.window={WINDOW}"),
+        *(f"--data.batch_size={BATCH}", "--trainer.max_steps=3", "--trainer.limit_val_batches=0"),
+        "--trainer.enable_progress_bar=false",
+        f"--trainer.default_root_dir={tmp_path}",
+        f"--trainer.logger.init_args.save_dir={tmp_path}",
+    ]
+    code, err = run_pwm(argv, capsys, monkeypatch)
+    assert code == 2 and err[-1].startswith(f"pwm fit: error: non-finite loss at step {bad_step}")
+    assert err[-1].endswith("no checkpoint had been written yet (nothing to resume from)")
+    assert not list(tmp_path.rglob("*.ckpt"))
 
 
 def test_non_finite_gradient_is_stopped_before_the_optimizer_step():
