@@ -5,8 +5,12 @@ report (pwm.probes).
 options are the typed, docstringed `__init__` arguments of `JEPAModule`, `WorldDataModule` and
 Lightning's Trainer (`pwm fit --help`). Values that must not be set twice are linked: the
 observation kind and window come from `data`, the image size / state width, the action width and
-the world name from the dataset itself. Bad input ends with one line naming the problem and exit
-code 2.
+the world name from the dataset itself. Bad input ends with one line `pwm COMMAND: error: ...`
+naming the problem and exit code 2, before anything is written: the model's, data's and
+trainer's values are range-checked when they are built, `data.world` (when a config sets it)
+must be the dataset's world, and the run directory is checked before the first file goes there
+(`_check_run_directory`: no finished run replaced without `--overwrite`, no `--ckpt_path last`
+that would silently start from step 0).
 
 Checkpoints are untrusted input: `--ckpt_path` is always read with `torch.load(weights_only=True)`
 (`--weights_only false` is refused), so a file that would run code when unpickled is refused, not
