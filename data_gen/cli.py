@@ -127,7 +127,10 @@ def check_size(args: argparse.Namespace, episodes: int, frames: int) -> None:
     worker in this machine's memory (pixels dominate: uint8, side^2 x 3 per frame)."""
     per_frame = args.image_size**2 * 3 + FRAME_OVERHEAD
     total = episodes * frames * per_frame / args.num_shards  # this job's part
-    where = Path(args.out).absolute()
+    out = Path(args.out)
+    if out.is_dir():  # what a resumed run has written, or --overwrite will free, is not needed
+        total -= sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    where = out.absolute()
     while not where.exists():
         where = where.parent
     free = shutil.disk_usage(where).free

@@ -62,7 +62,7 @@ class OptimConfig:
 
     def __post_init__(self):
         for name, ok, want in (
-            ("lr", _finite(self.lr) and self.lr > 0, "a finite number > 0"),
+            ("lr", _finite(self.lr) and self.lr >= 0, "a finite number >= 0"),  # 0: frozen
             ("weight_decay", _finite(self.weight_decay) and self.weight_decay >= 0, ">= 0"),
             ("warmup_steps", _integer(self.warmup_steps) and self.warmup_steps >= 0,
              "an integer >= 0"),

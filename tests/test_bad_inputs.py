@@ -376,7 +376,7 @@ CASES = [
         "model.ema_momentum",
     ),
     ("negative lr", lambda i: fit(i, "--model.optim.lr=-1"), "model.optim.lr must be"),
-    ("lr 0", lambda i: fit(i, "--model.optim.lr=0"), "model.optim.lr must be"),
+    ("lr text", lambda i: fit(i, "--model.optim.lr=fast"), "Got value: fast"),
     ("lr inf", lambda i: fit(i, "--model.optim.lr=inf"), "model.optim.lr"),
     ("weight decay < 0", lambda i: fit(i, "--model.optim.weight_decay=-0.1"), "weight_decay"),
     ("warmup < 0", lambda i: fit(i, "--model.optim.warmup_steps=-1"), "warmup_steps must be"),
@@ -687,6 +687,17 @@ CASES = [
         "already holds files; pass --overwrite",
     ),
     ("probe: --out a file", lambda i: probe(i.ckpt, i.items, out=i.a_file), "not a directory"),
+    (
+        "probe: --out under a file",
+        lambda i: probe(i.ckpt, i.items, out=i.a_file / "deeper" / "out"),
+        "lies under a file",
+    ),
+    (
+        "report: --out deep under a file",
+        lambda i: ["report", str(i.probe_done), "--out", str(i.a_file / "x" / "R.md")],
+        "must be a file path",
+    ),
+    ("generate: --out under a file", lambda i: gen(i.a_file / "x"), "a_file, a file"),
     (
         "probe: config missing",
         lambda i: probe(i.ckpt, i.items, "--config", str(i.root / "none.yaml")),

@@ -147,6 +147,11 @@ def prepare_output_dir(out: Path, overwrite: bool, config: dict) -> Path:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DatasetError(f"--out {out} exists and is not a directory")
+    above = out.absolute().parent
+    while not above.exists():
+        above = above.parent
+    if not above.is_dir():
+        raise DatasetError(f"--out {out} lies under {above}, a file")
     stamp = out / ".config.json"
     if out.exists() and any(out.iterdir()):
         same = stamp.exists() and json.loads(stamp.read_text()) == config

@@ -100,11 +100,20 @@ def jsonable(obj):
     return obj
 
 
+def creatable(path: Path) -> bool:
+    """Whether `path` is a directory or could be made one: its nearest existing ancestor is a
+    directory (not a file), so a refusal comes before the work, not after it."""
+    path = Path(path).absolute()
+    while not path.exists():
+        path = path.parent
+    return path.is_dir()
+
+
 def check_out(out: Path, overwrite: bool) -> list[Path]:
     """Refuse an --out that is a file, or that holds anything, unless --overwrite; with it,
     return the earlier probe's files to remove (only once every check has passed)."""
-    if out.exists() and not out.is_dir():
-        raise ProbeError(f"--out {out} exists and is not a directory")
+    if not creatable(out):
+        raise ProbeError(f"--out {out} exists and is not a directory, or lies under a file")
     present = sorted(out.iterdir()) if out.is_dir() else []
     if not present:
         return []

@@ -27,7 +27,7 @@ from pwm import progress
 from pwm.console import DefaultsHelpFormatter
 from pwm.probes import metrics as M
 from pwm.probes import plots, provenance_report, summary
-from pwm.probes.cli import Parser, jsonable
+from pwm.probes.cli import Parser, creatable, jsonable
 from pwm.probes.config import ProbeError
 from pwm.probes.markdown import BASELINES, ci, fmt, table
 
@@ -287,7 +287,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--overwrite", action="store_true", help="replace an existing report")
     args = p.parse_args(argv)
     out = Path(args.out)
-    if out.is_dir() or out.parent.exists() and not out.parent.is_dir():
+    if out.is_dir() or not creatable(out.parent):
         raise ProbeError(f"--out {out} must be a file path in a directory")
     if (done := [f for f in report_files(out) if f.exists()]) and not args.overwrite:
         raise ProbeError(f"--out {out}: {done[0]} exists; pass --overwrite to replace the report")
