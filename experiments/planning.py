@@ -191,7 +191,7 @@ def report(out: Path, res: dict, command: str, commit: str) -> None:
         t = part["task"]
         L += [f"## Physics: {name}", "",
               f"{part['controllers']['random']['episodes']} episodes of {t['steps']} control "
-              f"steps ({t['frame_skip']} frames each); success = disc {0 if name == 'reach' else 1} "
+              f"steps ({t['frame_skip']} frames each); success = disc {int(name != 'reach')} "
               f"within {t['tolerance']} of the goal at any frame; goals >= {t['min_distance']} "
               f"away. CEM at the CPU preset {part['cem']['samples']} samples, top "
               f"{part['cem']['topk']}, {part['cem']['iterations']} iterations, horizon "
@@ -212,7 +212,8 @@ def report(out: Path, res: dict, command: str, commit: str) -> None:
                   "|---|---|---|---|---|---|"]  # fmt: skip
             for r in part["sweep"]:
                 L.append(f"| {r['controller']} | {r['samples']} | {r['topk']} | "
-                         f"{r['iterations']} | {r['success']:.2f} | {ci(r['success_ci'])} |")  # fmt: skip
+                         f"{r['iterations']} | {r['success']:.2f} | "
+                         f"{ci(r['success_ci'])} |")  # fmt: skip
             L.append("")
     p = res.get("polis")
     if p:
@@ -229,7 +230,7 @@ def report(out: Path, res: dict, command: str, commit: str) -> None:
               "| policy | betrayal rate | defection rate | payoff / exchange | final trust in "
               "ego | final distance | s / decision |", "|---|---|---|---|---|---|---|"]  # fmt: skip
         for name, r in p["policies"].items():
-            cell = lambda k: f"{r[k]['mean']:.3f} {ci(r[k]['ci'])}"  # noqa: E731
+            cell = lambda k, r=r: f"{r[k]['mean']:.3f} {ci(r[k]['ci'])}"  # noqa: E731
             L.append(f"| {name} | {cell('betrayal_rate')} | {cell('defection_rate')} | "
                      f"{cell('payoff_per_exchange')} | {cell('final_trust')} | "
                      f"{cell('final_distance')} | {r['seconds_per_decision']:.3f} |")  # fmt: skip

@@ -202,9 +202,10 @@ def cem(
         best_c = torch.where(better, top, best_c)
         best_u[better] = u[rows, order[:, :1]][:, 0][better]
         best_k[better] = k[rows, order[:, :1]][:, 0][better]
-        elite_u = u[rows, order]  # (B, E, H, Dc)
-        mean = elite_u.mean(1)
-        std = torch.maximum(elite_u.std(1, correction=0), half * cfg.min_std)
+        if space.continuous:
+            elite_u = u[rows, order]  # (B, E, H, Dc)
+            mean = elite_u.mean(1)
+            std = torch.maximum(elite_u.std(1, correction=0), half * cfg.min_std)
         if space.discrete and strata is None:
             elite_k = k[rows, order]  # (B, E, H, Dd)
             counts = torch.nn.functional.one_hot(elite_k, n_max).float().mean(1)  # (B, H, Dd, n)

@@ -129,7 +129,8 @@ class LatentScore:
         C, D = self.zc.shape[1:]
         a = self.to_action(u, k).float()  # (B, S, H, A)
         zc = self.zc[:, None].expand(B, S, C, D).reshape(B * S, C, D)
-        ac = self.ac[:, None].expand(B, S, *self.ac.shape[1:]).reshape(B * S, C - 1, self.ac.shape[-1])
+        A = self.ac.shape[-1]
+        ac = self.ac[:, None].expand(B, S, C - 1, A).reshape(B * S, C - 1, A)
         acts = torch.cat([ac.float(), a.reshape(B * S, H, -1)], dim=1)  # (BS, C + H - 1, A)
         out = [
             self.model.rollout(zc[i : i + CHUNK], acts[i : i + CHUNK])

@@ -153,11 +153,14 @@ def run_episodes(
     goal_objects: tuple[int, ...] | None = None,
     batch: int = 50,
     film: bool = False,
+    goal_obs: np.ndarray | None = None,
 ) -> dict:
     """Run `episodes` closed-loop episodes (in batches of `batch`) of one controller.
 
     Episodes are drawn from np.random.default_rng(seed) (the same ones for every controller
-    and budget); CEM's samples from a torch.Generator seeded with seed + 1. Returns per-episode
+    and budget); CEM's samples from a torch.Generator seeded with seed + 1. `goal_obs` (6N,): one
+    goal observation for every episode (the target disc's goal is its position there; the goal
+    embedding is its encoding, not the current scene's). Returns per-episode
     success, least and final distance, the time per decision (wall seconds of planning per
     control step of one episode, amortised over the batch) and, with `film`, episode 0's
     per-frame positions and goal.
@@ -169,6 +172,9 @@ def run_episodes(
         raise PlanningError("the model controller needs a checkpoint (--ckpt)")
     rng = np.random.default_rng(seed)
     pos0, vel0, goal0 = draw_episodes(cfg, task, rng, episodes)
+    if goal_obs is not None:
+        t = 6 * task.target
+        goal0 = np.broadcast_to(np.asarray(goal_obs, float)[t : t + 2], goal0.shape).copy()
     gen = torch.Generator().manual_seed(seed + 1)
     act_rng = np.random.default_rng(seed + 2)
     space = force_space(cfg)
@@ -191,7 +197,8 @@ def run_episodes(
                 if controller == "sim":
                     score = SimScore(cfg, task, pos, vel, goal)
                 else:
-                    score = latent_score(model, task, obs_hist, act_hist, pos, vel, goal, dims)
+                    score = latent_score(model, task, obs_hist, act_hist, pos, vel, goal, dims,
+                                         goal_obs)  # fmt: skip
                 u, _ = planner.act(score, n)
                 force = u.double().numpy()
                 plan_time += time.perf_counter() - t0
@@ -219,8 +226,9 @@ def run_episodes(
     }
 
 
-def latent_score(model, task, obs_hist, act_hist, pos, vel, goal, dims) -> LatentScore:
-    """The LatentScore of the current step: context = the last `context` observed steps."""
+def latent_score(model, task, obs_hist, act_hist, pos, vel, goal, dims, goal_obs=None):
+    """The LatentScore of the current step: context = the last `context` observed steps; the
+    goal is `goal_obs` (the same for all) or the current scene with the target at its goal."""
     C = min(task.context, len(obs_hist))
     obs = np.stack(obs_hist[-C:], 1)  # (n, C, F)
     z = encode(model, obs)  # (n, C, D)
@@ -228,7 +236,11 @@ def latent_score(model, task, obs_hist, act_hist, pos, vel, goal, dims) -> Laten
     A = model.predictor.action_dim
     acts = act_hist[-(C - 1) :] if C > 1 else []
     ac = torch.from_numpy(np.stack(acts, 1)) if acts else torch.zeros(n, 0, A)
-    zg = encode(model, goal_observation(pos, vel, goal, task.target)[:, None])[:, 0]  # (n, D)
+    if goal_obs is None:
+        goal_obs = goal_observation(pos, vel, goal, task.target)  # (n, 6N)
+    else:
+        goal_obs = np.broadcast_to(np.asarray(goal_obs, np.float32), (n, len(goal_obs)))
+    zg = encode(model, np.ascontiguousarray(goal_obs)[:, None])[:, 0]  # (n, D)
     S = task.frame_skip
     if A != 2 * S:
         raise PlanningError(

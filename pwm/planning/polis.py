@@ -124,8 +124,9 @@ def run_polis(
         script.ego_move = np.zeros((B, config.frames, 2), np.float32)
         A = model.predictor.action_dim
         if A not in (2 * L, 3 * L):
-            raise PlanningError(f"the model's action has {A} features per step; Polis needs "
-                                f"{3 * L} (or {2 * L}, a physical model) at round_len {L}")  # fmt: skip
+            raise PlanningError(f"the model's action has {A} features per step; Polis "
+                                f"needs {3 * L} (or {2 * L}, a physical model) at round_len "
+                                f"{L}")  # fmt: skip
         space = ActionSpace(low=(-1.0, -1.0), high=(1.0, 1.0), choices=((1.0, -1.0),))
         planner = RecedingHorizon(space, cem, torch.Generator().manual_seed(seed + 1))
         k_obj = model.predictor.objects
