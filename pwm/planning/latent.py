@@ -104,7 +104,8 @@ class LatentScore:
 
     z_context (B, C, D): embeddings of the last C observed steps; a_context (B, C - 1, A): the
     action blocks between them; z_goal (B, D); to_action(u, k) -> (B, S, H, A): the model's
-    action blocks of the candidates.
+    action blocks of the candidates. The rollouts run on the device of z_context (a GPU model:
+    pass its embeddings), the costs come back to the CPU.
     """
 
     def __init__(
@@ -131,7 +132,7 @@ class LatentScore:
         zc = self.zc[:, None].expand(B, S, C, D).reshape(B * S, C, D)
         A = self.ac.shape[-1]
         ac = self.ac[:, None].expand(B, S, C - 1, A).reshape(B * S, C - 1, A)
-        acts = torch.cat([ac.float(), a.reshape(B * S, H, -1)], dim=1)  # (BS, C + H - 1, A)
+        acts = torch.cat([ac.float(), a.to(ac.device).reshape(B * S, H, -1)], dim=1)
         out = [
             self.model.rollout(zc[i : i + CHUNK], acts[i : i + CHUNK])
             for i in range(0, B * S, CHUNK)
@@ -141,5 +142,7 @@ class LatentScore:
     def __call__(self, u: Tensor, k: Tensor) -> Tensor:
         self.calls += 1
         z = self.predict(u, k)
-        cost = goal_cost(z, self.goal, self.dims, self.terminal)
-        return cost + self.extra(z, u, k) if self.extra is not None else cost
+        dims = None if self.dims is None else self.dims.to(z.device)
+        cost = goal_cost(z, self.goal, dims, self.terminal)
+        cost = cost + self.extra(z, u, k) if self.extra is not None else cost
+        return cost.cpu()  # CEM's candidates live on the CPU; the model may not
