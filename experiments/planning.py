@@ -1,9 +1,12 @@
 """Planning with the world model in both worlds (issue 29) -> experiments/results/planning/.
 
     PYTHONPATH=. python experiments/planning.py [--episodes 100] [--quick] [--out DIR]
+        [--tasks reach push] [--no-sweep] [--no-polis]
         [--physical-ckpt CKPT] [--political-ckpt CKPT ...]
+    PYTHONPATH=. python experiments/planning.py --merge A/results.json B/results.json --out DIR
 
-Physics: goal reaching with the ego disc (and pushing disc 1, `--push`), closed loop in the
+Physics: goal reaching with the ego disc (and pushing disc 1, `--tasks reach push`), closed loop
+in the
 simulator with state observations: CEM in the physical model's latent space at the CPU preset
 (pwm.planning.PRESETS["cpu"]), the same CEM with the simulator as the model (the ceiling) and
 random forces, over the same episodes; success with a Wilson 95% CI, time per decision, and a
@@ -159,7 +162,7 @@ def plots(out: Path, physics: dict) -> None:
     fig.savefig(out / "success_vs_budget.png", dpi=120)
     plt.close(fig)
 
-    film = reach["film"]
+    film = reach["film_episode0"]
     pos, goal = np.asarray(film["positions"]), np.asarray(film["goal"])  # (F, N, 2)
     frames = np.linspace(0, len(pos) - 1, 6).astype(int)
     fig, axes = plt.subplots(1, len(frames), figsize=(2.2 * len(frames), 2.4))
@@ -246,7 +249,11 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="8 episodes, no sweep (a smoke run)")
     p.add_argument("--no-sweep", dest="sweep", action="store_false")
-    p.add_argument("--push", action="store_true", help="also the push task")
+    p.add_argument("--tasks", nargs="+", choices=("reach", "push"), default=["reach"],
+                   help="physics tasks (push: disc 1 to the goal, 16 steps)")  # fmt: skip
+    p.add_argument("--merge", nargs="+", metavar="RESULTS_JSON",
+                   help="only merge the results.json of earlier runs into one report in "
+                   "--out")  # fmt: skip
     p.add_argument("--no-polis", dest="polis", action="store_false")
     p.add_argument("--physical-ckpt", default=str(PHYSICAL))
     p.add_argument("--political-ckpt", nargs="*", default=[str(c) for c in POLITICAL])
@@ -261,27 +268,39 @@ def main() -> None:
     def log(msg: str) -> None:
         print(f"[planning {time.time() - start:6.0f}s] {msg}", flush=True)
 
-    model = load_world_model(args.physical_ckpt).model
-    cfg = PhysicsConfig()  # the physics data's config (radius .06, speed .015, force .004)
-    res = {"args": vars(args), "physics": {}}
-    res["physics"]["reach"] = physics_part(args, cfg, model, PhysicsTask(task="reach"), log)
-    if args.push:
-        push = PhysicsTask(task="push", steps=16)
-        res["physics"]["push"] = physics_part(
-            argparse.Namespace(**{**vars(args), "sweep": False}), cfg, model, push, log
-        )
-    if args.polis:
-        res["polis"] = polis_part(args, log)
-    res["wall_s"] = time.time() - start
-    res["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()  # fmt: skip
     command = "PYTHONPATH=. python experiments/planning.py " + " ".join(sys.argv[1:])
-    res["command"], res["commit"] = command, commit
-    plots(out, res["physics"])
-    for part in res["physics"].values():
-        film = part.pop("film")
-        part["film_episode0"] = {k: np.asarray(v).tolist() for k, v in film.items()}
+    if args.merge:  # runs made apart (e.g. in parallel): one report
+        runs = [json.loads(Path(f).read_text()) for f in args.merge]
+        res = {"physics": {}, "runs": [{k: r[k] for k in ("command", "commit", "date", "wall_s")}
+                                       for r in runs]}  # fmt: skip
+        for r in runs:
+            res["physics"].update(r["physics"])
+            if "polis" in r:
+                res["polis"] = r["polis"]
+        res["wall_s"] = sum(r["wall_s"] for r in runs)
+        res["date"] = max(r["date"] for r in runs)
+        commit = ", ".join(sorted({r["commit"] for r in runs}))
+        command = "; ".join(r["command"] for r in runs) + f"; then `{command}`"
+    else:
+        model = load_world_model(args.physical_ckpt).model
+        cfg = PhysicsConfig()  # the physics data's config (radius .06, speed .015, force .004)
+        res = {"args": vars(args), "physics": {}}
+        for name in args.tasks:
+            task = PhysicsTask(task=name, steps=10 if name == "reach" else 16)
+            run_args = argparse.Namespace(**{**vars(args), "sweep": args.sweep and name == "reach"})
+            res["physics"][name] = physics_part(run_args, cfg, model, task, log)
+        if args.polis:
+            res["polis"] = polis_part(args, log)
+        res["wall_s"] = time.time() - start
+        res["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        res["command"], res["commit"] = command, commit
+        for part in res["physics"].values():
+            film = part.pop("film")
+            part["film_episode0"] = {k: np.asarray(v).tolist() for k, v in film.items()}
+    if "reach" in res["physics"]:
+        plots(out, res["physics"])
     (out / "results.json").write_text(json.dumps(res, indent=1, default=float))
     report(out, res, command, commit)
     log(f"wrote {out}")
