@@ -5,14 +5,13 @@
         [--physical-ckpt CKPT] [--political-ckpt CKPT ...]
     PYTHONPATH=. python experiments/planning.py --merge A/results.json B/results.json --out DIR
 
-Physics: goal reaching with the ego disc (and pushing disc 1, `--tasks reach push`), closed loop
-in the
-simulator with state observations: CEM in the physical model's latent space at the CPU preset
-(pwm.planning.PRESETS["cpu"]), the same CEM with the simulator as the model (the ceiling) and
-random forces, over the same episodes; success with a Wilson 95% CI, time per decision, and a
-sweep of the planning budget. Polis: the ego's conduct under the political models, the physical
-model and the baselines (pwm/planning/polis.py), with bootstrap 95% CIs over episodes.
-Writes REPORT.md (the command and commit), results.json, success_vs_budget.png and
+Physics: goal reaching with the ego disc (and pushing disc 1, `--tasks reach push`), closed
+loop in the simulator with state observations: CEM in the physical model's latent space at the
+CPU preset (pwm.planning.PRESETS["cpu"]), the same CEM with the simulator as the model (the
+ceiling) and random forces, over the same episodes; success with a Wilson 95% CI, time per
+decision, and a sweep of the planning budget. Polis: the ego's conduct under the political
+models, the physical model and the baselines (pwm/planning/polis.py), with bootstrap 95% CIs over
+episodes. Writes REPORT.md (the command and commit), results.json, success_vs_budget.png and
 filmstrip_physics.png.
 """
 

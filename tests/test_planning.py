@@ -274,3 +274,16 @@ def test_polis_planner_runs_closed_loop_with_a_world_model(action_dim):
     budget = CEMConfig(samples=8, topk=2, iterations=1, horizon=2, discrete="exhaustive")
     r = run_polis("planner", cfg, PolisTask(rounds=3), 3, 0, budget, model)
     assert r["seconds_per_decision"] > 0 and len(r["payoff"]) == 3
+
+
+def test_pwm_plan_polis_baseline_writes_results(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "polis"
+    argv = ["plan", "polis", "--policy", "always-d", "--out", str(out), "--episodes", "4",
+            "--rounds", "3"]  # fmt: skip
+    assert pwm_main(argv) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["policy"] == "always-d" and len(res["episodes"]["payoff"]) == 4
+    assert pwm_main([*argv[:3], "tit-for-tot", *argv[4:]]) == 2
+    assert capsys.readouterr().err.strip().startswith("pwm plan: error: --policy must be one of")
