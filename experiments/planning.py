@@ -85,8 +85,8 @@ def summarise_polis(r: dict) -> dict:
 def physics_part(args, cfg: PhysicsConfig, model, task: PhysicsTask, log) -> dict:
     cpu = PRESETS["cpu"]
     res = {"task": task.meta(), "cem": cpu.meta(), "controllers": {}, "sweep": []}
-    films = {}
-    for ctrl in ("random", "sim", "model"):
+    films = {"model": None}
+    for ctrl in () if args.budgets else ("random", "sim", "model"):
         t = time.time()
         r = run_episodes(ctrl, cfg, task, args.episodes, args.seed, cpu, model,
                          goal_objects=(task.target,), film=True)  # fmt: skip
@@ -94,12 +94,12 @@ def physics_part(args, cfg: PhysicsConfig, model, task: PhysicsTask, log) -> dic
         films[ctrl] = r["film"]
         log(f"physics {task.task} {ctrl}: {res['controllers'][ctrl]}")
     if args.sweep:
-        for samples, topk, iters in SWEEP:
+        for samples, topk, iters in args.budgets or SWEEP:
             budget = replace(cpu, samples=samples, topk=topk, iterations=iters)
-            for ctrl in ("sim", "model"):
+            for ctrl in ("model",) if args.budgets else ("sim", "model"):
                 if ctrl == "model" and (samples, topk, iters) in SIM_ONLY:
                     continue
-                if budget == cpu:
+                if budget == cpu and not args.budgets:
                     row = res["controllers"][ctrl]
                 else:
                     r = run_episodes(ctrl, cfg, task, args.episodes, args.seed, budget, model,
@@ -116,15 +116,16 @@ def polis_part(args, log) -> dict:
     task = PolisTask(rounds=args.rounds)
     config = PolisConfig(law="reciprocity", population="civilized")
     res = {"task": task.meta(), "cem": POLIS_CEM.meta(), "law": "reciprocity", "policies": {}}
-    for policy in POLICIES:
+    for policy in args.policies:
         if policy == "planner":
             continue
-        r = run_polis(policy, config, task, args.episodes, args.seed)
+        r = run_polis(policy, config, task, args.episodes, args.seed, POLIS_CEM)
         res["policies"][policy] = summarise_polis(r)
         log(f"polis {policy}: betrayal {res['policies'][policy]['betrayal_rate']['mean']:.3f}")
-    for name, ckpt in [("physical planner", args.physical_ckpt)] + [
+    planners = [("physical planner", args.physical_ckpt)] + [
         (f"political planner ({Path(c).parents[2].name})", c) for c in args.political_ckpt
-    ]:
+    ]
+    for name, ckpt in planners if "planner" in args.policies else []:
         model = load_world_model(ckpt).model
         r = run_polis("planner", config, task, args.episodes, args.seed, POLIS_CEM, model)
         res["policies"][name] = summarise_polis(r) | {"ckpt": str(ckpt)}
@@ -181,6 +182,11 @@ def plots(out: Path, physics: dict) -> None:
     plt.close(fig)
 
 
+def args_episodes(res: dict) -> int:
+    """Episodes per Polis policy (each policy's episodes are the same ones)."""
+    return max(r["exchanges"]["n"] for r in res["polis"]["policies"].values())
+
+
 def ci(x) -> str:
     return f"[{x[0]:.2f}, {x[1]:.2f}]"
 
@@ -190,6 +196,8 @@ def report(out: Path, res: dict, command: str, commit: str) -> None:
          f"Command: `{command}`; commit {commit}; {res['date']}; wall {res['wall_s']:.0f} s at "
          "nice 19 on the shared 2-core CPU (1 torch thread).", ""]  # fmt: skip
     for name, part in res["physics"].items():
+        if {"random", "sim", "model"} - set(part["controllers"]):
+            continue  # a partial run (a sweep only): its rows appear once merged
         t = part["task"]
         L += [f"## Physics: {name}", "",
               f"{part['controllers']['random']['episodes']} episodes of {t['steps']} control "
@@ -197,8 +205,8 @@ def report(out: Path, res: dict, command: str, commit: str) -> None:
               f"within {t['tolerance']} of the goal at any frame; goals >= {t['min_distance']} "
               f"away. CEM at the CPU preset {part['cem']['samples']} samples, top "
               f"{part['cem']['topk']}, {part['cem']['iterations']} iterations, horizon "
-              f"{part['cem']['horizon']}; the model's goal cost compares only the controlled "
-              "disc's 16 embedding features. Seconds per decision: planning wall time per control "
+              f"{part['cem']['horizon']}; the model's goal cost compares only the goal disc's "
+              "16 embedding features. Seconds per decision: planning wall time per control "
               "step of one episode, amortised over the batch of episodes planned together.", "",
               "| controller | success | 95% CI (Wilson) | mean least distance | mean final "
               "distance | s / decision |", "|---|---|---|---|---|---|"]  # fmt: skip
@@ -221,7 +229,7 @@ def report(out: Path, res: dict, command: str, commit: str) -> None:
     if p:
         c = p["cem"]
         L += ["## Polis: the ego's conduct", "",
-              f"{p['policies']['always-c']['betrayal_rate']['n']}+ episodes of "
+              f"{args_episodes(res)} episodes of "
               f"{p['task']['rounds']} rounds, law {p['law']}, civilized population (real "
               f"dispositions). Planners: CEM {c['samples']} samples, top {c['topk']}, "
               f"{c['iterations']} iterations, horizon {c['horizon']} rounds, C/D searched "
@@ -241,6 +249,29 @@ def report(out: Path, res: dict, command: str, commit: str) -> None:
     (out / "REPORT.md").write_text("\n".join(L))
 
 
+def budget_arg(text: str) -> tuple[int, int, int]:
+    s, k, i = (int(x) for x in text.split("/"))
+    return s, k, i
+
+
+def merge(runs: list[dict]) -> dict:
+    """One result from several runs: physics tasks, sweep rows and Polis policies combined."""
+    res: dict = {"physics": {}}
+    for r in runs:
+        for name, part in r["physics"].items():
+            have = res["physics"].setdefault(name, {**part, "controllers": {}, "sweep": []})
+            have["controllers"].update(part["controllers"])
+            have["sweep"] += part["sweep"]
+            if part.get("film_episode0"):
+                have["film_episode0"] = part["film_episode0"]
+        if "polis" in r:
+            p = res.setdefault("polis", {**r["polis"], "policies": {}})
+            p["policies"].update(r["polis"]["policies"])
+    for part in res["physics"].values():
+        part["sweep"].sort(key=lambda row: (row["controller"], row["samples"] * row["iterations"]))
+    return res
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--episodes", type=int, default=100)
@@ -254,6 +285,16 @@ def main() -> None:
                    help="only merge the results.json of earlier runs into one report in "
                    "--out")  # fmt: skip
     p.add_argument("--no-polis", dest="polis", action="store_false")
+    p.add_argument("--no-physics", dest="physics", action="store_false")
+    p.add_argument("--policies", nargs="+", choices=POLICIES, default=list(POLICIES),
+                   help="Polis policies (planner: the physical and political models)")  # fmt: skip
+    p.add_argument(
+        "--budgets",
+        nargs="+",
+        type=budget_arg,
+        metavar="S/K/I",
+        help="only the model's reach sweep at these budgets (samples/top/iterations)",
+    )
     p.add_argument("--physical-ckpt", default=str(PHYSICAL))
     p.add_argument("--political-ckpt", nargs="*", default=[str(c) for c in POLITICAL])
     p.add_argument("--out", default=str(ROOT / "experiments/results/planning"))
@@ -272,12 +313,8 @@ def main() -> None:
     command = "PYTHONPATH=. python experiments/planning.py " + " ".join(sys.argv[1:])
     if args.merge:  # runs made apart (e.g. in parallel): one report
         runs = [json.loads(Path(f).read_text()) for f in args.merge]
-        res = {"physics": {}, "runs": [{k: r[k] for k in ("command", "commit", "date", "wall_s")}
-                                       for r in runs]}  # fmt: skip
-        for r in runs:
-            res["physics"].update(r["physics"])
-            if "polis" in r:
-                res["polis"] = r["polis"]
+        res = merge(runs)
+        res["runs"] = [{k: r[k] for k in ("command", "commit", "date", "wall_s")} for r in runs]
         res["wall_s"] = sum(r["wall_s"] for r in runs)
         res["date"] = max(r["date"] for r in runs)
         commit = ", ".join(sorted({r["commit"] for r in runs}))
@@ -286,7 +323,7 @@ def main() -> None:
         model = load_world_model(args.physical_ckpt).model
         cfg = PhysicsConfig()  # the physics data's config (radius .06, speed .015, force .004)
         res = {"args": vars(args), "physics": {}}
-        for name in args.tasks:
+        for name in args.tasks if args.physics else []:
             task = PhysicsTask(task=name, steps=10 if name == "reach" else 16)
             run_args = argparse.Namespace(**{**vars(args), "sweep": args.sweep and name == "reach"})
             res["physics"][name] = physics_part(run_args, cfg, model, task, log)
@@ -297,8 +334,9 @@ def main() -> None:
         res["command"], res["commit"] = command, commit
         for part in res["physics"].values():
             film = part.pop("film")
-            part["film_episode0"] = {k: np.asarray(v).tolist() for k, v in film.items()}
-    if "reach" in res["physics"]:
+            if film is not None:
+                part["film_episode0"] = {k: np.asarray(v).tolist() for k, v in film.items()}
+    if res["physics"].get("reach", {}).get("film_episode0"):
         plots(out, res["physics"])
     (out / "results.json").write_text(json.dumps(res, indent=1, default=float))
     report(out, res, command, commit)

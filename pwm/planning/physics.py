@@ -154,13 +154,15 @@ def run_episodes(
     batch: int = 50,
     film: bool = False,
     goal_obs: np.ndarray | None = None,
+    terminal: bool = True,
 ) -> dict:
     """Run `episodes` closed-loop episodes (in batches of `batch`) of one controller.
 
     Episodes are drawn from np.random.default_rng(seed) (the same ones for every controller
     and budget); CEM's samples from a torch.Generator seeded with seed + 1. `goal_obs` (6N,): one
     goal observation for every episode (the target disc's goal is its position there; the goal
-    embedding is its encoding, not the current scene's). Returns per-episode
+    embedding is its encoding, not the current scene's). `terminal`: the model's cost at the
+    last planned step (LeWM) or summed over the steps. Returns per-episode
     success, least and final distance, the time per decision (wall seconds of planning per
     control step of one episode, amortised over the batch) and, with `film`, episode 0's
     per-frame positions and goal.
@@ -198,7 +200,7 @@ def run_episodes(
                     score = SimScore(cfg, task, pos, vel, goal)
                 else:
                     score = latent_score(model, task, obs_hist, act_hist, pos, vel, goal, dims,
-                                         goal_obs)  # fmt: skip
+                                         goal_obs, terminal)  # fmt: skip
                 u, _ = planner.act(score, n)
                 force = u.double().numpy()
                 plan_time += time.perf_counter() - t0
@@ -226,7 +228,8 @@ def run_episodes(
     }
 
 
-def latent_score(model, task, obs_hist, act_hist, pos, vel, goal, dims, goal_obs=None):
+def latent_score(model, task, obs_hist, act_hist, pos, vel, goal, dims, goal_obs=None,
+                 terminal=True):  # fmt: skip
     """The LatentScore of the current step: context = the last `context` observed steps; the
     goal is `goal_obs` (the same for all) or the current scene with the target at its goal."""
     C = min(task.context, len(obs_hist))
@@ -251,4 +254,4 @@ def latent_score(model, task, obs_hist, act_hist, pos, vel, goal, dims, goal_obs
     def to_action(u, k):
         return tile_block(u, S)  # (B, S, H, 2 S)
 
-    return LatentScore(model, z, ac, zg, to_action, dims=dims)
+    return LatentScore(model, z, ac, zg, to_action, dims=dims, terminal=terminal)

@@ -17,6 +17,10 @@ reads the observation at t0. Policies:
   exhaustively (every sequence of the horizon gets an equal share of the samples). A model with
   2 action features per frame (the physical model) is given the move as a physics force (move x
   ego_force) and never sees the C/D: its choice is whatever the cheapest candidate drew, a coin.
+- `sim-lookahead`: the same CEM and goal with the simulator as the model (the ceiling): each
+  candidate is simulated from the episode's true state (its scenario and the decisions so far,
+  replayed) for the H rounds, and scored by the squared distance of the partners' observed state
+  rows to the goal's, summed over the steps (the state-space twin of the latent cost).
 - `always-c`, `always-d`, `random` (a fair coin), `tit-for-tat` (C at a first meeting, then the
   partner's last action toward the ego; the partner is the one the ego is paired with at that
   exchange): the C/D only; the ego moves by its natural policy (social force and wander).
@@ -41,7 +45,7 @@ from pwm.models import WorldModel
 from pwm.planning.cem import ActionSpace, CEMConfig, PlanningError, RecedingHorizon
 from pwm.planning.latent import LatentScore, encode, goal_dims
 
-POLICIES = ("planner", "always-c", "always-d", "tit-for-tat", "random")
+POLICIES = ("planner", "sim-lookahead", "always-c", "always-d", "tit-for-tat", "random")
 
 
 @dataclass(frozen=True)
@@ -119,8 +123,12 @@ def run_polis(
     sc = draw_scenario(config, np.random.default_rng(seed), episodes)
     B, N = sc.dispositions.shape
     script = Script.natural(config, B)
-    planning = policy == "planner"
-    if planning:
+    planning = policy in ("planner", "sim-lookahead")
+    if policy == "sim-lookahead":
+        script.ego_move = np.zeros((B, config.frames, 2), np.float32)
+        space = ActionSpace(low=(-1.0, -1.0), high=(1.0, 1.0), choices=((1.0, -1.0),))
+        planner = RecedingHorizon(space, cem, torch.Generator().manual_seed(seed + 1))
+    if policy == "planner":
         script.ego_move = np.zeros((B, config.frames, 2), np.float32)
         A = model.predictor.action_dim
         if A not in (2 * L, 3 * L):
@@ -153,6 +161,14 @@ def run_polis(
             last_of[np.arange(B)[j >= 0], j[j >= 0]] = got[j >= 0]
             continue
         start = time.perf_counter()
+        if policy == "sim-lookahead":
+            goal = social_goal(observe(truth)[:, t0], task.ring)
+            score = SimLookahead(config, sc, script, r, goal)
+            u, k = planner.act(score, B)
+            plan_time += time.perf_counter() - start
+            script.ego_move[:, t0 : t0 + L] = u.numpy()[:, None]
+            script.force[r, :, 0] = (k[:, 0] == 0).numpy().astype(np.int8)
+            continue
         steps = list(range(max(0, r - task.context + 1), r + 1))
         obs = observe(truth)[:, [s * L for s in steps]]  # (B, C, 6N)
         z = encode(model, obs)
@@ -169,6 +185,42 @@ def run_polis(
     out = metrics(config, truth)
     out["seconds_per_decision"] = plan_time / (B * R) if planning else 0.0
     return out
+
+
+class SimLookahead:
+    """CEM's score with Polis itself as the model: the candidates (B, S, H, 2) moves and
+    (B, S, H, 1) C/D indices are replayed from the episode's start with the decisions so far
+    (the simulator is deterministic given the scenario), for the H rounds from round r (fewer at
+    the episode's end); cost = squared distance of the partners' state rows to `goal` (B, 6N),
+    summed over the steps."""
+
+    def __init__(self, config: PolisConfig, sc, script: Script, r: int, goal: np.ndarray):
+        self.config, self.sc, self.script, self.r, self.goal = config, sc, script, r, goal
+
+    def __call__(self, u: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        B, S, H = u.shape[:3]
+        L, R, r = self.config.round_len, rounds_of(self.config), self.r
+        h = min(H, R - r)
+        idx = np.repeat(np.arange(B), S)
+        s = self.script
+        script = Script(np.repeat(s.force, S, axis=1), np.repeat(s.erase, S, axis=1),
+                        s.teleport_frame[idx], s.teleport_agent[idx], s.teleport_to[idx],
+                        s.ego_move[idx].copy())  # fmt: skip
+        moves = u.numpy().reshape(B * S, H, 2)
+        cd = (k[..., 0] == 0).numpy().reshape(B * S, H).astype(np.int8)
+        for j in range(h):
+            script.ego_move[:, (r + j) * L : (r + j + 1) * L] = moves[:, j, None]
+            script.force[r + j, :, 0] = cd[:, j]
+        end = (r + h) * L
+        truth = run(replace(self.config, frames=end + 1), self.sc.take(idx), script)
+        obs = observe(truth)[:, (r + 1) * L : end + 1 : L]  # (BS, h, 6N)
+        per = (obs - np.repeat(self.goal, S, axis=0)[:, None]).reshape(B * S, h, -1, 6)
+        cost = (per[:, :, 1:] ** 2).sum((1, 2, 3))
+        return torch.from_numpy(cost.reshape(B, S)).float()
+
+
+def rounds_of(config: PolisConfig) -> int:
+    return (config.frames - 1) // config.round_len
 
 
 def metrics(config: PolisConfig, truth: dict) -> dict:
