@@ -287,3 +287,10 @@ def test_pwm_plan_polis_baseline_writes_results(tmp_path, capsys):
     assert res["policy"] == "always-d" and len(res["episodes"]["payoff"]) == 4
     assert pwm_main([*argv[:3], "tit-for-tot", *argv[4:]]) == 2
     assert capsys.readouterr().err.strip().startswith("pwm plan: error: --policy must be one of")
+
+
+def test_polis_sim_lookahead_runs_closed_loop():
+    cfg = PolisConfig(law="reciprocity", population="civilized")
+    budget = CEMConfig(samples=8, topk=2, iterations=1, horizon=2, discrete="exhaustive")
+    r = run_polis("sim-lookahead", cfg, PolisTask(rounds=3), 3, 0, budget)
+    assert r["seconds_per_decision"] > 0 and np.isfinite(r["final_trust"]).all()
