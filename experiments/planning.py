@@ -122,7 +122,7 @@ def polis_part(args, log) -> dict:
         r = run_polis(policy, config, task, args.episodes, args.seed, POLIS_CEM)
         res["policies"][policy] = summarise_polis(r)
         log(f"polis {policy}: betrayal {res['policies'][policy]['betrayal_rate']['mean']:.3f}")
-    planners = [("physical planner", args.physical_ckpt)] + [
+    planners = [("physical planner", args.physical_ckpt)] * bool(args.physical_ckpt) + [
         (f"political planner ({Path(c).parents[2].name})", c) for c in args.political_ckpt
     ]
     for name, ckpt in planners if "planner" in args.policies else []:
@@ -147,8 +147,8 @@ def plots(out: Path, physics: dict) -> None:
             continue
         x = [r["samples"] * r["iterations"] for r in rows]
         y = [r["success"] for r in rows]
-        lo = [r["success"] - r["success_ci"][0] for r in rows]
-        hi = [r["success_ci"][1] - r["success"] for r in rows]
+        lo = [max(0.0, r["success"] - r["success_ci"][0]) for r in rows]
+        hi = [max(0.0, r["success_ci"][1] - r["success"]) for r in rows]
         ax.errorbar(x, y, yerr=[lo, hi], marker="o", capsize=3, label=label)
     rnd = reach["controllers"]["random"]
     ax.axhline(rnd["success"], color="grey", ls="--", label="random forces")
@@ -284,6 +284,7 @@ def main() -> None:
     p.add_argument("--merge", nargs="+", metavar="RESULTS_JSON",
                    help="only merge the results.json of earlier runs into one report in "
                    "--out")  # fmt: skip
+    p.add_argument("--reading", metavar="FILE.md", help="the report's Reading section (text)")
     p.add_argument("--no-polis", dest="polis", action="store_false")
     p.add_argument("--no-physics", dest="physics", action="store_false")
     p.add_argument("--policies", nargs="+", choices=POLICIES, default=list(POLICIES),
@@ -320,7 +321,7 @@ def main() -> None:
         commit = ", ".join(sorted({r["commit"] for r in runs}))
         command = "; ".join(r["command"] for r in runs) + f"; then `{command}`"
     else:
-        model = load_world_model(args.physical_ckpt).model
+        model = load_world_model(args.physical_ckpt).model if args.physics else None
         cfg = PhysicsConfig()  # the physics data's config (radius .06, speed .015, force .004)
         res = {"args": vars(args), "physics": {}}
         for name in args.tasks if args.physics else []:
@@ -336,9 +337,11 @@ def main() -> None:
             film = part.pop("film")
             if film is not None:
                 part["film_episode0"] = {k: np.asarray(v).tolist() for k, v in film.items()}
+    if args.reading:
+        res["reading"] = Path(args.reading).read_text().strip()
+    (out / "results.json").write_text(json.dumps(res, indent=1, default=float))
     if res["physics"].get("reach", {}).get("film_episode0"):
         plots(out, res["physics"])
-    (out / "results.json").write_text(json.dumps(res, indent=1, default=float))
     report(out, res, command, commit)
     log(f"wrote {out}")
 
