@@ -1,5 +1,5 @@
 """The `pwm` command: generate / items (data_gen), fit / validate / test (LightningCLI), probe /
-report (pwm.probes).
+report (pwm.probes), plan (pwm.planning).
 
 `pwm fit -c experiments/base.yaml -c experiments/<diff>.yaml [--section.key=value]` trains; the
 options are the typed, docstringed `__init__` arguments of `JEPAModule`, `WorldDataModule` and
@@ -50,7 +50,7 @@ from pwm.loggers import RunConfigSaver
 from pwm.module import JEPAModule
 from pwm.progress import FitProgress
 
-USAGE = """usage: pwm {generate,items,fit,validate,test,probe,report} ...
+USAGE = """usage: pwm {generate,items,fit,validate,test,probe,report,plan} ...
 
   pwm generate {physics,polis,toy} --out DIR ...   simulate and render a dataset
   pwm items {physics,polis} --out DIR ...          violation-of-expectation item sets
@@ -58,6 +58,7 @@ USAGE = """usage: pwm {generate,items,fit,validate,test,probe,report} ...
   pwm validate|test -c ... --ckpt_path CKPT        evaluate a checkpoint
   pwm probe --ckpt CKPT --items DIR --out DIR      VoE surprise, baselines, linear probes
   pwm report RUN_DIR ... --out REPORT.md           aggregate probe runs (seeds, models, worlds)
+  pwm plan {physics,polis} --ckpt CKPT --out DIR   closed-loop planning with a world model
 Run `pwm COMMAND --help` for the options of a command."""
 
 
@@ -360,6 +361,10 @@ def main(argv: list[str] | None = None) -> int:
             from pwm.probes.report import main as report_main
 
             return (probe_main if argv[0] == "probe" else report_main)(argv[1:])
+        if argv[0] == "plan":
+            from pwm.planning.cli import main as plan_main
+
+            return plan_main(argv[1:])
         _fail(f"unknown command {argv[0]!r}; expected one of {USAGE.split()[2]}")
     except (DatasetError, ValueError, OSError, FloatingPointError) as e:
         _fail(str(e))
