@@ -36,7 +36,7 @@ from pwm.planning.polis import POLICIES, PolisTask, run_polis
 from pwm.probes.metrics import bootstrap_ci
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNS = Path("/work/main/runs")
+RUNS = Path("runs")
 PHYSICAL = RUNS / "pilot-physical/version_0/checkpoints/last.ckpt"
 POLITICAL = [
     RUNS / "law-round-reciprocity-s0/version_0/checkpoints/last.ckpt",

@@ -42,7 +42,7 @@ for line in log:
         if (s, it) == (64, 5):
             row |= part["controllers"][ctrl]
         part["sweep"].append(row)
-model = load_world_model("/work/main/runs/pilot-physical/version_0/checkpoints/last.ckpt").model
+model = load_world_model("runs/pilot-physical/version_0/checkpoints/last.ckpt").model
 r = run_episodes(
     "model", PhysicsConfig(), task, 1, 0, PRESETS["cpu"], model, goal_objects=(0,), film=True
 )
