@@ -37,10 +37,12 @@ from pwm.probes.metrics import bootstrap_ci
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = Path("runs")
-PHYSICAL = RUNS / "pilot-physical/version_0/checkpoints/last.ckpt"
+# the social-law study's models (python experiments/law_study.py); the committed results used a
+# pilot of the physical model whose weights equal law-physical-s0's (max difference 0.0)
+PHYSICAL = RUNS / "law-physical-s0/version_0/checkpoints/last.ckpt"
 POLITICAL = [
     RUNS / "law-round-reciprocity-s0/version_0/checkpoints/last.ckpt",
-    RUNS / "pilot-sg-recip/version_0/checkpoints/last.ckpt",
+    RUNS / "law-round-reciprocity-s1/version_0/checkpoints/last.ckpt",
 ]
 # (samples, topk, iterations) of the budget sweep; the largest for the simulator only (the model
 # at 128 x 10 would take about 4x the CPU preset's 0.4 s per decision)
