@@ -68,9 +68,14 @@ def _options(argv: list[str]) -> list[str]:
     return kept
 
 
+def checkpoint_path(name: str) -> Path:
+    """The last.ckpt of run `name` (what `fit` returns)."""
+    return Path("runs") / name / "version_0" / "checkpoints" / "last.ckpt"
+
+
 def fit(name: str, configs: list[str], max_steps: int, *overrides: str) -> Path:
     """Train `runs/<name>/version_0` to max_steps (resuming a killed run); return last.ckpt."""
-    ckpt = Path("runs") / name / "version_0" / "checkpoints" / "last.ckpt"
+    ckpt = checkpoint_path(name)
     args = ["fit", *[a for c in configs for a in ("-c", c)], f"--trainer.max_steps={max_steps}",
             f"--trainer.logger.init_args.name={name}", "--trainer.logger.init_args.version=0",
             "--trainer.logger.init_args.save_dir=runs", *overrides]  # fmt: skip
