@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import runner
-import torch
 
 EXPERIMENTS = Path(__file__).resolve().parent
 ROOT = EXPERIMENTS.parent
@@ -73,6 +72,8 @@ class Job:
             ckpt = Path(self.output)
             if not ckpt.exists():
                 return False
+            import torch  # here: a job's process need not import it
+
             step = torch.load(ckpt, weights_only=True, map_location="cpu")["global_step"]
             return step >= self.args[2]
         return False
@@ -145,13 +146,17 @@ def plan(study, run, keep_data: bool) -> list[Job]:
 
 
 def execute(study: str, kind: str, args: tuple, state: dict, root: str) -> str:
-    """A job's body, in its own process: the step itself, from the repository root."""
+    """A job's body, in its own process: the step itself, from the repository root. Only the
+    report reads the study's settings (its paths); the other steps get every path as an
+    argument, so their jobs do not import the study (or torch: a job starts in a second)."""
     os.chdir(root)
-    module = importlib.import_module(study)
-    for k, v in state.items():  # the study's settings (paths, sizes) as the launcher had them
-        setattr(module, k, v)
     steps = {"dataset": runner.dataset, "fit": runner.fit, "probe": runner.probe}
-    step = steps.get(kind) or module.report
+    step = steps.get(kind)
+    if step is None:
+        module = importlib.import_module(study)
+        for k, v in state.items():  # the study's settings (paths, sizes) as the launcher had them
+            setattr(module, k, v)
+        step = module.report
     try:
         out = step(*args)
     except SystemExit as e:  # runner.run stops a pipeline with SystemExit: a job fails instead

@@ -86,10 +86,11 @@ def archive(rev: str, dst: Path) -> str:
     return short
 
 
-def probe(tree: Path, ckpt: Path, items: Path, out: Path, threads: int) -> tuple[float, dict]:
+def probe(tree: Path, ckpt: Path, items: Path, out: Path, threads: int,
+          extra: list[str] = ()) -> tuple[float, dict]:  # fmt: skip
     """One `pwm probe` (cross-world allowed); its wall time and metrics.json."""
     args = ["probe", "--ckpt", str(ckpt), "--items", str(items), "--out", str(out),
-            "--config", str(tree / "experiments/voe.yaml"), "--cross-world"]  # fmt: skip
+            "--config", str(tree / "experiments/voe.yaml"), "--cross-world", *extra]  # fmt: skip
     seconds = pwm(tree, args, threads)
     return seconds, json.loads((out / "metrics.json").read_text())
 
@@ -132,6 +133,9 @@ def main() -> None:
     p.add_argument("--items", action="append", default=[], help="item sets (with --ckpt)")
     p.add_argument("--against", metavar="REV", help="also time the code of commit REV")
     p.add_argument("--threads", type=int, default=0, help="threads per probe (0: default)")
+    p.add_argument("--probe-args", default="", metavar="'ARGS'",
+                   help="more `pwm probe` options, e.g. '--probe-data DIR --consequence DIR' "
+                        "(with --ckpt; given to every item set's probe)")  # fmt: skip
     p.add_argument("--json", help="write the result here (for run_all.py)")
     args = p.parse_args()
     start = load()
@@ -151,7 +155,7 @@ def main() -> None:
         for items in item_sets:
             for code, tree in trees.items():
                 out = tmp / "out" / f"{items.name}-{len(metrics)}"
-                seconds, m = probe(tree, ckpt, items, out, args.threads)
+                seconds, m = probe(tree, ckpt, items, out, args.threads, args.probe_args.split())
                 metrics[(items.name, code)] = m
                 n = m["items"][0]["num_items"]
                 groups = m["items"][0]["num_groups"]
@@ -165,7 +169,8 @@ def main() -> None:
         data["per_model_s"] = per_model
     md = [
         f"Checkpoint: {'`' + args.ckpt + '`' if args.ckpt else 'the demo model, 1 step'}; "
-        f"threads per probe: {args.threads or 'torch default'}; one `pwm probe` process per "
+        + (f"probe options `{args.probe_args}`; " if args.probe_args else "")
+        + f"threads per probe: {args.threads or 'torch default'}; one `pwm probe` process per "
         "item set, wall time (imports, metrics and figures included).",
         "",
         table(["item set", "code", "items", "groups / pairs", "seconds", "ms per item"], rows),
