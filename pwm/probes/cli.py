@@ -69,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--consequence", metavar="DIR", help="counterfactual set (consequence probe)")
     p.add_argument("--cross-world", action="store_true", help="allow items of another world")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--batch-size", type=int, default=16, help="episodes per forward pass")
+    p.add_argument("--batch-size", type=int, default=256,
+                   help="distinct frames per encoder call and context windows per "
+                        "predictor call (each encoded or predicted once)")  # fmt: skip
     p.add_argument("--wandb", action="store_true", help="also log figures to an offline wandb run")
     return p
 

@@ -154,6 +154,7 @@ def consequence_probe(
         progress=progress,
         frame_skip=skip,
         phase=phase,
+        surprise=False,
     )  # fmt: skip  (E, T, D), NaN off the model's steps
     truth = _truth(dataset)
     groups = np.full(dataset.num_episodes, -1)
