@@ -6,7 +6,10 @@ Each world is a module registered in WORLDS that provides:
 - `run(args, command)`: do the work; `args.out` is already prepared (empty or absent);
 - optionally `COMMANDS`, the commands it supports (default both);
 - optionally `validate(args, command)`: raise ValueError on bad options, called before `--out`
-  is touched, so bad input fails with one line and no side effect.
+  is touched, so bad input fails with one line and no side effect;
+- optionally `size(args, command)`: (episodes, frames per episode) the command writes (default
+  --episodes, --frames), so that a dataset too big for the disk, or a shard too big for the
+  memory, is refused before anything is written.
 
 A world whose module does not exist (yet) is left out. Every usage error is one line on stderr
 and exit code 2.
@@ -19,7 +22,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
+import re
+import shutil
 import sys
+from pathlib import Path
 
 from pwm.console import DefaultsHelpFormatter
 from pwm.data.format import DatasetError, prepare_output_dir
@@ -40,11 +47,16 @@ class UsageError(Exception):
     """A command-line error, reported as one line."""
 
 
+WORKERS_PER_CPU = 4  # --workers beyond this many per CPU only add memory
+FRAME_OVERHEAD = 512  # bytes per frame besides the pixels (state, actions, cues), generously
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but errors raise UsageError (one line) instead of printing usage and exiting."""
 
     def error(self, message: str):
-        raise UsageError(f"{self.prog}: error: {message}")
+        # "argument --seed: --seed must be >= 0": the flag once is enough
+        raise UsageError(re.sub(r"^argument (\S+): \1 ", r"\1 ", message))
 
 
 def _available() -> dict[str, str]:
@@ -82,7 +94,8 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         )
         p.add_argument("--out", required=True, metavar="DIR",
                        help="output directory (must be empty or absent)")  # fmt: skip
-        p.add_argument("--seed", type=int, default=0, help="root seed; same seed, same bytes")
+        p.add_argument("--seed", type=_positive("--seed", 0), default=0,
+                       help="root seed (>= 0); same seed, same bytes")  # fmt: skip
         p.add_argument("--image-size", type=_positive("--image-size", 16), default=64,
                        metavar="PX", help="side of the square frames, pixels (>= 16)")  # fmt: skip
         p.add_argument("--workers", type=_positive("--workers"), default=1, metavar="N",
@@ -95,8 +108,8 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         if command == "generate":
             p.add_argument("--episodes", type=_positive("--episodes"), default=256, metavar="N",
                            help="episodes to simulate")  # fmt: skip
-            p.add_argument("--frames", type=_positive("--frames"), default=64, metavar="T",
-                           help="frames per episode")  # fmt: skip
+            p.add_argument("--frames", type=_positive("--frames", 2), default=64, metavar="T",
+                           help="frames per episode (>= 2: a window needs two)")  # fmt: skip
         else:
             p.add_argument("--items", type=_positive("--items"), default=1000, metavar="N",
                            help="items per condition (item groups: one item of every "
@@ -105,21 +118,57 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     return parser
 
 
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.3g} GB"
+
+
+def check_size(args: argparse.Namespace, episodes: int, frames: int) -> None:
+    """Refuse a dataset that cannot fit: its frames on the disk of --out, or one shard per
+    worker in this machine's memory (pixels dominate: uint8, side^2 x 3 per frame)."""
+    per_frame = args.image_size**2 * 3 + FRAME_OVERHEAD
+    total = episodes * frames * per_frame / args.num_shards  # this job's part
+    out = Path(args.out)
+    if out.is_dir():  # what a resumed run has written, or --overwrite will free, is not needed
+        total -= sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    where = out.absolute()
+    while not where.exists():
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    what = f"{episodes} episodes x {frames} frames at {args.image_size} px"
+    if total > free:
+        raise DatasetError(f"{what} is about {_gb(total)}, more than the {_gb(free)} free on "
+                           f"{where}")  # fmt: skip
+    per_shard = min(episodes, getattr(args, "episodes_per_shard", 64))
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    need = per_shard * frames * per_frame * min(args.workers, episodes)
+    if need > memory:
+        raise DatasetError(
+            f"{what}: {min(args.workers, episodes)} worker(s) of {per_shard}-episode shards "
+            f"need about {_gb(need)} of memory, more than this machine's {_gb(memory)}"
+        )
+
+
 def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     try:
         args = build_parser(command).parse_args(rest)
     except UsageError as e:
-        print(e, file=sys.stderr)
+        print(f"pwm {command}: error: {e}", file=sys.stderr)
         return 2
     try:
         if args.shard >= args.num_shards:
             raise DatasetError(
                 f"--shard must be < --num-shards, got {args.shard} of {args.num_shards}"
             )
+        most = WORKERS_PER_CPU * (os.cpu_count() or 1)
+        if args.workers > most:
+            raise DatasetError(f"--workers must be <= {most} ({WORKERS_PER_CPU} per CPU here), "
+                               f"got {args.workers}")  # fmt: skip
         module = importlib.import_module(WORLDS[args.world])
         if hasattr(module, "validate"):
             module.validate(args, command)
+        size = getattr(module, "size", lambda a, c: (a.episodes, a.frames))
+        check_size(args, *size(args, command))
         local = {"out", "workers", "shard", "num_shards", "overwrite"}
         config = {"command": command, **{k: v for k, v in vars(args).items() if k not in local}}
         args.out = prepare_output_dir(args.out, args.overwrite, config)

@@ -63,6 +63,13 @@ def validate(args: argparse.Namespace, command: str) -> None:
     config(args, command).validate()
 
 
+def size(args: argparse.Namespace, command: str) -> tuple[int, int]:
+    """(episodes, frames per episode) the command writes."""
+    if command == "items":
+        return args.items * len(CONDITIONS), args.frames
+    return args.episodes, args.frames
+
+
 def run(args: argparse.Namespace, command: str) -> None:
     cfg = config(args, command)
     cfg.validate()

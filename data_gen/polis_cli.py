@@ -121,6 +121,17 @@ def validate(args: argparse.Namespace, command: str) -> None:
     config(args, command)
 
 
+def size(args: argparse.Namespace, command: str) -> tuple[int, int]:
+    """(episodes, frames per episode) the command writes."""
+    if command == "generate":
+        return args.episodes, args.frames
+    cfg = config(args, command)
+    span = cfg.before + cfg.after
+    if isinstance(cfg, ConsequenceConfig):
+        return 2 * args.items, span
+    return args.items * len(cfg.names), span
+
+
 def run(args: argparse.Namespace, command: str) -> None:
     cfg = config(args, command)
     common = dict(

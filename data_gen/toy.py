@@ -57,7 +57,11 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
 
 def run(args: argparse.Namespace, command: str) -> None:
     sim = functools.partial(simulate, frames=args.frames, image_size=args.image_size)
-    meta = {"world": "toy", "config": {"frames": args.frames, "image_size": args.image_size}}
+    meta = {
+        "world": "toy",
+        "kind": "dataset",
+        "config": {"frames": args.frames, "image_size": args.image_size},
+    }
     generate_dataset(
         args.out,
         sim,

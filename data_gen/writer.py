@@ -5,6 +5,7 @@ Shard `i` is always simulated from `np.random.default_rng([seed, i])`, so the by
 depend only on (config, seed, i): the same whatever the number of worker processes, whichever
 job of a `--shard i --num-shards n` split produced it, and whether it was made in one run or
 resumed after a kill. Finished shards are skipped on re-run; the manifest is written last.
+Worker processes end with the process that started them, however it dies (pwm/workers.py).
 
 Each invocation appends its provenance (commit, command, versions, machine: pwm/provenance.py)
 to `provenance.json` beside the manifest, never inside it: the manifest and the shards stay a
@@ -14,6 +15,7 @@ each job of a split or resumed generation.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -29,6 +31,7 @@ from pwm.data.format import (
     remove_stale_temporaries,
     write_shard,
 )
+from pwm.workers import die_with_parent
 
 Simulate = Callable[[np.random.Generator, int], dict[str, np.ndarray]]
 
@@ -75,12 +78,13 @@ def generate_dataset(
         task = bar.add_task(
             f"{meta['world']} {meta.get('kind', 'dataset')}: shards", total=len(todo)
         )
-        if workers == 1:
+        if min(workers, len(todo)) <= 1:  # no pool for a single shard
             for i in todo:
                 _make_shard(simulate, out, seed, i, sizes[i])
                 bar.advance(task)
         else:
-            with ProcessPoolExecutor(workers) as pool:
+            ends_with_us = dict(initializer=die_with_parent, initargs=(os.getpid(),))
+            with ProcessPoolExecutor(min(workers, len(todo)), **ends_with_us) as pool:
                 futures = [pool.submit(_make_shard, simulate, out, seed, i, sizes[i]) for i in todo]
                 for f in futures:
                     f.result()

@@ -17,6 +17,8 @@ variant's diff under experiments/law/ (VARIANTS: the lever it changes). Parts:
   the issue's goals per model and law, PROVENANCE, per-run metrics).
 A seed S sets `seed_everything` and `data.split_seed`. Finished datasets, runs and probes are
 kept (runner.py), so an interrupted study resumes and never overwrites a finished result.
+`--launcher local --jobs N` or `--launcher slurm` runs every step as its own job
+(experiments/launcher.py).
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ import argparse
 import gzip
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
+import launcher
 import numpy as np
 from runner import dataset, fit, probe, run
 
@@ -257,8 +261,23 @@ def main() -> None:
     p.add_argument("--laws", nargs="+", choices=LAWS, default=list(LAWS))
     p.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=["round"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    launcher.add_arguments(p)
     args = p.parse_args()
     t0 = time.time()
+    if args.launcher == "none":
+        launcher.set_threads(args.threads)
+        study(args)
+        code = 0
+    else:
+        code = launcher.launch(sys.modules[__name__], lambda: study(args), args,
+                               keep_data="data" in args.part)  # fmt: skip
+    print(f"finished in {(time.time() - t0) / 60:.1f} min")
+    if code:
+        raise SystemExit(code)
+
+
+def study(args) -> None:
+    """The parts asked for (every step skips what is finished: runner.py)."""
     d = datasets(args.laws)
     if "fit" in args.part:
         for seed in args.seeds:
@@ -266,9 +285,9 @@ def main() -> None:
                 for law in args.laws:
                     train_and_probe(d, variant, law, seed)
     if "report" in args.part:
+        keys = ("part", "laws", "variants", "seeds")
         report("python experiments/law_study.py " + " ".join(
-            f"--{k} {' '.join(map(str, v))}" for k, v in vars(args).items()))  # fmt: skip
-    print(f"finished in {(time.time() - t0) / 60:.1f} min")
+            f"--{k} {' '.join(map(str, getattr(args, k)))}" for k in keys))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ import sys
 import time
 from pathlib import Path
 
+import launcher
 import numpy as np
 import rerun as rerun_check
 from runner import dataset, fit, probe, run
@@ -51,6 +52,19 @@ RESULTS = Path("experiments/results/study")
 SIZE = ["--image-size", "32"]
 BASE, STUDY = "experiments/base.yaml", "experiments/study.yaml"
 STEPS = 6000
+# --scale: the study's sizes (training episodes, physics item pairs and Polis item groups per
+# condition, counterfactual pairs, steps per run), extra fit options and the name its data,
+# runs and probes go under; `tiny` is a check that the plumbing runs (tests, the launcher)
+SCALES = {
+    "full": dict(episodes=1024, pairs=200, groups=100, counterfactual=100, steps=6000, fit=[],
+                 name="study"),
+    "tiny": dict(episodes=8, pairs=4, groups=2, counterfactual=8, steps=2,
+                 fit=["--trainer.val_check_interval=2", "--trainer.limit_val_batches=1",
+                      "--data.batch_size=4", "--trainer.enable_progress_bar=false"],
+                 name="study-tiny"),
+}  # fmt: skip
+SCALE = SCALES["full"]
+STATE = ("SCALE", "DATA", "PROBES", "RESULTS", "STEPS")  # what a launcher's job needs of --scale
 PARTS = ("data", "main", "ablations", "curricula", "legibility", "objects", "report")
 MODEL_OF = {"physics": "physical", "polis": "political"}
 
@@ -94,28 +108,40 @@ CONSEQUENCE = ("sigreg", "stopgrad", "objects", "objects-sg", *CURRICULA, *OBJEC
 HOLD6 = ["--cue-hold", "6"]  # cues stay drawn for the whole round (default 2 of round_len 6)
 
 
+def set_scale(name: str) -> None:
+    """Sizes and paths of `--scale NAME` (SCALES); `full` is the study."""
+    global SCALE, DATA, PROBES, RESULTS, STEPS
+    SCALE = SCALES[name]
+    DATA, PROBES = Path("data") / SCALE["name"], Path("runs") / f"{SCALE['name']}-probes"
+    tiny = Path("runs") / f"{SCALE['name']}-results"  # never the committed results
+    RESULTS = Path("experiments/results/study") if name == "full" else tiny
+    STEPS = SCALE["steps"]
+
+
 def datasets() -> dict[str, Path]:
     """Every dataset of the study (made unless finished)."""
+    n, pairs, groups = str(SCALE["episodes"]), str(SCALE["pairs"]), str(SCALE["groups"])
     return {
-        "physics": dataset("generate", "physics", DATA / "physics", "--episodes", "1024",
+        "physics": dataset("generate", "physics", DATA / "physics", "--episodes", n,
                            "--frames", "48", "--seed", "0", *SIZE),
-        "polis": dataset("generate", "polis", DATA / "polis", "--episodes", "1024", "--frames",
+        "polis": dataset("generate", "polis", DATA / "polis", "--episodes", n, "--frames",
                          "64", "--seed", "0", *SIZE),
-        "mixture": dataset("generate", "polis", DATA / "polis_mixture", "--episodes", "1024",
+        "mixture": dataset("generate", "polis", DATA / "polis_mixture", "--episodes", n,
                            "--frames", "64", "--seed", "2", "--population", "mixture",
                            "--hobbesian-fraction", "0.5", *SIZE),
-        "physics_items": dataset("items", "physics", DATA / "physics_items", "--items", "200",
+        "physics_items": dataset("items", "physics", DATA / "physics_items", "--items", pairs,
                                  "--seed", "1", *SIZE),
-        "polis_items": dataset("items", "polis", DATA / "polis_items", "--items", "100",
+        "polis_items": dataset("items", "polis", DATA / "polis_items", "--items", groups,
                                "--seed", "1", *SIZE),
         "hobbesian_items": dataset("items", "polis", DATA / "polis_items_hobbesian", "--items",
-                                   "100", "--seed", "3", "--population", "hobbesian", *SIZE),
-        "consequence": dataset("items", "polis", DATA / "polis_consequence", "--items", "100",
-                               "--seed", "4", "--consequence", *SIZE),
-        "polis_hold6": dataset("generate", "polis", DATA / "polis_hold6", "--episodes", "1024",
+                                   groups, "--seed", "3", "--population", "hobbesian", *SIZE),
+        "consequence": dataset("items", "polis", DATA / "polis_consequence", "--items",
+                               str(SCALE["counterfactual"]), "--seed", "4", "--consequence",
+                               *SIZE),
+        "polis_hold6": dataset("generate", "polis", DATA / "polis_hold6", "--episodes", n,
                                "--frames", "64", "--seed", "0", *HOLD6, *SIZE),
         "polis_hold6_items": dataset("items", "polis", DATA / "polis_items_hold6", "--items",
-                                     "100", "--seed", "1", *HOLD6, *SIZE),
+                                     groups, "--seed", "1", *HOLD6, *SIZE),
     }  # fmt: skip
 
 
@@ -134,10 +160,10 @@ def train_and_probe(
     `pwm probe` per (label, item set); the label is appended to the probe's model name, so
     `pwm report` keeps the item sets apart."""
     model = MODEL_OF[world]
-    ckpt = fit(f"study-{model}-{obs}-{variant}-s{seed}",
+    ckpt = fit(f"{SCALE['name']}-{model}-{obs}-{variant}-s{seed}",
                [BASE, f"experiments/{model}.yaml", STUDY, *configs], STEPS,
                f"--data.path={data_path}", f"--data.observation={obs}",
-               f"--seed_everything={seed}", f"--data.split_seed={seed}")  # fmt: skip
+               f"--seed_everything={seed}", f"--data.split_seed={seed}", *SCALE["fit"])  # fmt: skip
     for label, items in item_sets:
         name = f"{model}-{obs}-{variant}{label}"
         options = ["--name", name, *[a for x in probe_data for a in ("--probe-data", str(x))]]
@@ -348,6 +374,10 @@ def main() -> None:
     p.add_argument("--rerun", type=Path, metavar="PROBE_DIR",
                    help="re-run one probed run from its recorded provenance into runs/ and "
                         "compare its metrics (experiments/rerun.py)")  # fmt: skip
+    p.add_argument("--scale", choices=tuple(SCALES), default="full",
+                   help="full: the study; tiny: a few episodes, items and steps under "
+                        "data/study-tiny, runs/study-tiny-*: does the plumbing run?")  # fmt: skip
+    launcher.add_arguments(p)
     args = p.parse_args()
     if args.rerun:
         try:
@@ -355,7 +385,22 @@ def main() -> None:
         except rerun_check.RerunError as e:
             print(f"reproduce.py --rerun: error: {e}", file=sys.stderr)
             raise SystemExit(2) from None
+    set_scale(args.scale)
     t0 = time.time()
+    if args.launcher == "none":
+        launcher.set_threads(args.threads)
+        study(args)
+        code = 0
+    else:
+        code = launcher.launch(sys.modules[__name__], lambda: study(args), args,
+                               keep_data="data" in args.part, state=STATE)  # fmt: skip
+    print(f"finished in {(time.time() - t0) / 60:.1f} min")
+    if code:
+        raise SystemExit(code)
+
+
+def study(args) -> None:
+    """The parts asked for, in order (every step skips what is finished: runner.py)."""
     d = datasets()
     if "main" in args.part:
         model_runs(d, args, "sigreg", [])
@@ -370,9 +415,10 @@ def main() -> None:
     if "objects" in args.part:
         objects(d, args)
     if "report" in args.part:
-        report("python experiments/reproduce.py " + " ".join(f"--{k} {' '.join(map(str, v))}"
-               for k, v in vars(args).items() if k != "rerun"))  # fmt: skip
-    print(f"finished in {(time.time() - t0) / 60:.1f} min")
+        keys = ("part", "seeds", "obs", "worlds", "variants")
+        report("python experiments/reproduce.py " + " ".join(
+            f"--{k} {' '.join(map(str, getattr(args, k)))}" for k in keys)
+            + ("" if args.scale == "full" else f" --scale {args.scale}"))  # fmt: skip
 
 
 if __name__ == "__main__":

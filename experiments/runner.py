@@ -19,10 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
-from pwm import provenance
-
 PWM = [sys.executable, "-m", "pwm.cli"]
 
 
@@ -39,6 +35,8 @@ def run(args: list[str]) -> None:
 def dataset(command: str, world: str, out: Path, *options: str) -> Path:
     """`pwm generate|items WORLD --out OUT ...` unless OUT is already a finished dataset."""
     if (out / "manifest.json").exists():
+        from pwm import provenance  # here: it imports lightning (seconds), which a job need not
+
         made = provenance.dataset_record(out)["generated_by"]
         if made == provenance.NONE_RECORDED:
             print(f"- {out}: exists, kept ({made})")
@@ -68,9 +66,16 @@ def _options(argv: list[str]) -> list[str]:
     return kept
 
 
+def checkpoint_path(name: str) -> Path:
+    """The last.ckpt of run `name` (what `fit` returns)."""
+    return Path("runs") / name / "version_0" / "checkpoints" / "last.ckpt"
+
+
 def fit(name: str, configs: list[str], max_steps: int, *overrides: str) -> Path:
     """Train `runs/<name>/version_0` to max_steps (resuming a killed run); return last.ckpt."""
-    ckpt = Path("runs") / name / "version_0" / "checkpoints" / "last.ckpt"
+    import torch  # here, not at the top: a launcher's dataset and probe jobs start faster
+
+    ckpt = checkpoint_path(name)
     args = ["fit", *[a for c in configs for a in ("-c", c)], f"--trainer.max_steps={max_steps}",
             f"--trainer.logger.init_args.name={name}", "--trainer.logger.init_args.version=0",
             "--trainer.logger.init_args.save_dir=runs", *overrides]  # fmt: skip

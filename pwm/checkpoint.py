@@ -41,7 +41,10 @@ class LoadedModel(NamedTuple):
 def checkpoint_problem(error: Exception) -> str | None:
     """Why torch.load (weights_only) refused a file, in a few words; None if it is not that."""
     text = str(error)
-    unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    # torch words this two ways: "Unsupported global: GLOBAL io.open was not an allowed global"
+    # and, for a module it blocks outright, "unsupported GLOBAL posix.system whose module posix
+    # is blocked"; both name what unpickling would have called
+    unsafe = re.search(r"(?i)unsupported(?: global:)? GLOBAL ([\w.]+)", text)
     if unsafe:
         return (
             f"refused: unpickling it would call {unsafe.group(1)}; pwm loads checkpoints with "

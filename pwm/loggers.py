@@ -41,8 +41,14 @@ class OfflineWandbLogger(WandbLogger):
         save_dir: str = "runs",
         offline: bool = True,
     ):
-        Path(save_dir).mkdir(parents=True, exist_ok=True)
         super().__init__(name=name, project=project, save_dir=save_dir, offline=offline)
+
+    @property
+    def experiment(self):
+        # the directory is made when the run starts, not when the config is read: a command
+        # refused after parsing writes nothing
+        Path(self.save_dir).mkdir(parents=True, exist_ok=True)
+        return super().experiment
 
 
 class RunConfigSaver(SaveConfigCallback):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Literal
 
 import lightning as L
@@ -58,6 +59,26 @@ class OptimConfig:
     weight_decay: float = 0.05
     warmup_steps: int = 100
     min_lr_ratio: float = 0.05
+
+    def __post_init__(self):
+        for name, ok, want in (
+            ("lr", _finite(self.lr) and self.lr >= 0, "a finite number >= 0"),  # 0: frozen
+            ("weight_decay", _finite(self.weight_decay) and self.weight_decay >= 0, ">= 0"),
+            ("warmup_steps", _integer(self.warmup_steps) and self.warmup_steps >= 0,
+             "an integer >= 0"),
+            ("min_lr_ratio", _finite(self.min_lr_ratio) and 0 <= self.min_lr_ratio <= 1,
+             "in [0, 1]"),
+        ):  # fmt: skip
+            if not ok:
+                raise ValueError(f"model.optim.{name} must be {want}, got {getattr(self, name)!r}")
+
+
+def _finite(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class JEPAModule(L.LightningModule):
@@ -121,8 +142,14 @@ class JEPAModule(L.LightningModule):
         optim: OptimConfig = OptimConfig(),  # noqa: B008
     ):
         super().__init__()
-        if lam < 0:
+        if not _finite(lam) or lam < 0:
             raise ValueError(f"model.lam must be >= 0, got {lam}")
+        if not _integer(num_directions) or num_directions < 1:
+            raise ValueError(f"model.num_directions must be >= 1, got {num_directions}")
+        if not _finite(ema_momentum) or not 0 <= ema_momentum <= 1:
+            raise ValueError(f"model.ema_momentum must be in [0, 1], got {ema_momentum}")
+        if not _integer(frame_skip) or frame_skip < 1:
+            raise ValueError(f"model.frame_skip must be >= 1, got {frame_skip}")
         if regularizer not in REGULARIZERS:
             names = ", ".join(REGULARIZERS)
             raise ValueError(f"model.regularizer must be one of {names}, got {regularizer!r}")
@@ -199,8 +226,8 @@ class JEPAModule(L.LightningModule):
             detail = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
             where = " (on another rank)" if finite else f" ({detail})"
             raise FloatingPointError(
-                f"non-finite loss at step {self.global_step}{where}; "
-                "training stopped, the last good checkpoint is kept"
+                f"non-finite loss at step {self.global_step}{where}; training stopped, "
+                + self._kept()
             )
         self._log(losses, "train")
         schedule = getattr(self.trainer.datamodule, "hobbesian_p", None)  # curricula (DESIGN 5.4)
@@ -216,9 +243,18 @@ class JEPAModule(L.LightningModule):
         grads = [p.grad for p in self.parameters() if p.grad is not None]
         if grads and not torch.isfinite(torch.nn.utils.get_total_norm(grads)):
             raise FloatingPointError(
-                f"non-finite gradient at step {self.global_step}; "
-                "training stopped, the last good checkpoint is kept"
+                f"non-finite gradient at step {self.global_step}; training stopped, " + self._kept()
             )
+
+    def _kept(self) -> str:
+        """What a stopped run leaves: its last checkpoint (written before the fault), or none."""
+        trainer = self._trainer
+        paths = [getattr(trainer, "ckpt_path", None)] if trainer is not None else []
+        for cb in getattr(trainer, "checkpoint_callbacks", []) if trainer is not None else []:
+            paths += [getattr(cb, "last_model_path", ""), getattr(cb, "best_model_path", "")]
+        if any(p and Path(p).is_file() for p in paths):
+            return "the last good checkpoint is kept"
+        return "no checkpoint had been written yet (nothing to resume from)"
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._log(self.model_step(batch, "val"), "val")

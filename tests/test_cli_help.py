@@ -34,7 +34,7 @@ def test_every_option_has_help_and_states_its_default(command, world):
     assert "--workers N worker processes (the bytes do not depend on it) (default: 1)" in text
     if command == "generate":
         assert "--episodes N episodes to simulate (default: 256)" in text
-        assert "--frames T frames per episode (default: 64)" in text
+        assert "--frames T frames per episode (>= 2: a window needs two) (default: 64)" in text
 
 
 def test_items_offers_only_worlds_that_make_items(capsys):

@@ -202,7 +202,7 @@ def test_bad_schedule_through_pwm_fit_exits_2(datasets, tmp_path, capsys, monkey
     argv += ["--data.observation=state", f"--trainer.default_root_dir={tmp_path}"]
     code, err = run_pwm(argv, capsys, monkeypatch)
     assert code == 2 and len(err) == 1, err
-    assert err[0].startswith("pwm: error: data.hobbesian_fraction needs a Polis dataset")
+    assert err[0].startswith("pwm fit: error: data.hobbesian_fraction needs a Polis dataset")
 
 
 # ---- (7) no schedule: the old sampler, the old batches -------------------------------------------

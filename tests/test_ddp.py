@@ -107,6 +107,6 @@ def test_a_nan_seen_by_rank_0_alone_stops_both_ranks(toy_dataset, tmp_path):
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert res.returncode == 2, res.stderr[-3000:]
     # one error per rank (their lines may interleave), both at the same step
-    assert res.stderr.count("pwm: error:") == 2, res.stderr[-3000:]
+    assert res.stderr.count("pwm fit: error:") == 2, res.stderr[-3000:]
     assert f"non-finite loss at step {step} (pred_loss=nan" in res.stderr
     assert f"non-finite loss at step {step} (on another rank)" in res.stderr

@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,9 +19,12 @@ import yaml
 from data_gen.cli import main as data_main
 from pwm.cli import main as pwm_main
 from pwm.data.format import sha256_file
+from pwm.data.manifest import seal
 from pwm.models import EncoderConfig, PredictorConfig
 from pwm.module import JEPAModule
 from pwm.probes.checkpoint import load_checkpoint
+from pwm.probes.cli import build_parser
+from pwm.probes.config import load_config
 from pwm.probes.items import open_items
 from pwm.probes.surprise import run_model
 
@@ -184,6 +188,40 @@ def test_calibration_and_probe_data_from_held_out_datasets(setup, tmp_path):
     assert entry["scorers"]["model"]["comparisons"]["teleport"]["max"]["chance_band"] is None
 
 
+def test_probe_and_report_replace_results_only_with_overwrite(setup, tmp_path, capsys):
+    """A finished probe or report is never replaced silently; --overwrite replaces the probe's
+    own files (an earlier model's figures included) and keeps everything else."""
+    root, ckpt = setup
+    cfg = yaml.safe_load(open("experiments/voe.yaml"))
+    cfg |= {"chance_networks": 0, "bootstrap_resamples": 100}
+    (tmp_path / "voe.yaml").write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "o"
+    shutil.copytree(root / "run", out)
+    (out / "curves_other_model.png").write_bytes(b"an earlier model's figure")
+    (out / "notes.txt").write_text("mine")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    argv = ["probe", "--ckpt", str(ckpt), "--items", str(root / "items"), "--out", str(out),
+            "--config", str(tmp_path / "voe.yaml"), "--name", "again"]  # fmt: skip
+    assert "already holds a probe run; pass --overwrite" in one_line_error(capsys, argv)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert pwm_main([*argv, "--overwrite"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["model"]["name"] == "again"
+    assert not (out / "curves_other_model.png").exists() and (out / "notes.txt").exists()
+    report = tmp_path / "R.md"
+    assert pwm_main(["report", str(root / "run"), "--out", str(report)]) == 0
+    first = report.read_text()
+    msg = one_line_error(capsys, ["report", str(out), "--out", str(report)])
+    assert "exists; pass --overwrite" in msg and report.read_text() == first
+    assert pwm_main(["report", str(out), "--out", str(report), "--overwrite"]) == 0
+    assert "again" in report.read_text() and report.read_text() != first
+
+
+def test_the_default_probe_config_does_not_depend_on_the_current_directory(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    default = Path(build_parser().get_default("config"))
+    assert default.is_absolute() and load_config(default).primary == "max"
+
+
 def test_surprise_matches_teacher_forcing_and_cropping(setup):
     root, ckpt = setup
     module = load_checkpoint(ckpt)
@@ -210,7 +248,7 @@ def one_line_error(capsys, argv) -> str:
         pwm_main(argv)
     assert e.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("pwm: error: "), lines
+    assert len(lines) == 1 and lines[0].startswith(f"pwm {argv[0]}: error: "), lines
     return lines[0]
 
 
@@ -241,9 +279,9 @@ def test_bad_inputs_fail_with_one_line(setup, tmp_path, capsys):
     )
     msg = one_line_error(capsys, [*run, "--ckpt", str(tmp_path / "big.ckpt"), *items])
     assert "(64, 64, 3)" in msg and "(32, 32, 3)" in msg
-    # an items directory without metadata (a plain dataset)
+    # a training dataset, not an item set
     msg = one_line_error(capsys, [*run, "--ckpt", str(ckpt), "--items", str(root / "data")])
-    assert "no items.json" in msg
+    assert "is a training dataset, not an item set" in msg
     # a condition with no items (all 'vanish' items removed, checksum updated)
     cut = tmp_path / "cut"
     shutil.copytree(root / "items", cut)
@@ -252,7 +290,7 @@ def test_bad_inputs_fail_with_one_line(setup, tmp_path, capsys):
     (cut / "items.json").write_text(json.dumps(meta))
     manifest = json.loads((cut / "manifest.json").read_text())
     manifest["extra_files"]["items.json"] = sha256_file(cut / "items.json")
-    (cut / "manifest.json").write_text(json.dumps(manifest))
+    (cut / "manifest.json").write_text(json.dumps(seal(manifest)))
     msg = one_line_error(capsys, [*run, "--ckpt", str(ckpt), "--items", str(cut)])
     assert "'vanish'" in msg and "has no items" in msg
     # a window that leaves the episode

@@ -115,6 +115,8 @@ def main() -> None:
         results.append(run("data_throughput", fps_args, args.quick, tmp))
         results.append(run("polis_throughput", fps_args, args.quick, tmp))
         results.append(run("physics_throughput", [], args.quick, tmp))
+        results.append(run("planning", [], args.quick, tmp))
+        results.append(run("probe_throughput", [], args.quick, tmp))
         results.append(run("gpu_lewm", [], args.quick, tmp))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,8 @@ log the fraction (logging is the LightningModule's); `hobbesian_p(step)` gives i
 
 from __future__ import annotations
 
+import functools
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -36,6 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from pwm.data.format import DatasetError, open_dataset
 from pwm.data.sampler import FractionSchedule, MixtureBatchSampler, StepBatchSampler
+from pwm.workers import dataloader_worker_init
 
 
 def window_starts(
@@ -123,7 +126,8 @@ class WorldDataModule(L.LightningDataModule):
     """Windows from a `pwm generate` dataset, split by episode into train and val.
 
     Args:
-        path: dataset directory written by `pwm generate`.
+        path: dataset directory written by `pwm generate` (a training dataset: not an item set
+            or a counterfactual set).
         observation: what the encoder sees: `pixels` (ViT) or `state` (MLP).
         window: time steps per training sample (the predictor needs window >= history + 1).
         stride: frames between the starts of consecutive windows of an episode.
@@ -144,6 +148,8 @@ class WorldDataModule(L.LightningDataModule):
             hobbesian_fraction to hobbesian_final.
         ramp_steps: steps of the linear ramp from hobbesian_fraction to hobbesian_final (0: a
             jump at ramp_start).
+        world: the world the config is meant for (`toy`, `physics`, `polis`); a dataset of
+            another world is refused. None: any world (the model takes the dataset's).
     """
 
     def __init__(
@@ -162,6 +168,7 @@ class WorldDataModule(L.LightningDataModule):
         hobbesian_final: float | None = None,
         ramp_start: int = 0,
         ramp_steps: int = 0,
+        world: str | None = None,
     ):
         super().__init__()
         if window < 2:
@@ -174,14 +181,29 @@ class WorldDataModule(L.LightningDataModule):
             ("num_workers", num_workers, 0),
             ("ramp_start", ramp_start, 0),
             ("ramp_steps", ramp_steps, 0),
+            ("split_seed", split_seed, 0),
         ):
             if value < least:
                 raise ValueError(f"data.{name} must be >= {least}, got {value}")
         if not 0 <= val_fraction < 1:
             raise ValueError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
         self.schedule = _schedule(hobbesian_fraction, hobbesian_final, ramp_start, ramp_steps)
-        self.save_hyperparameters()
+        # `world` is a check, not a setting: the dataset's world is the run's (model.world),
+        # and a second `world` hparam would clash with the model's when Lightning merges them
+        self.save_hyperparameters(ignore=["world"])
         self.dataset = open_dataset(path)  # verifies checksums once, in the main process
+        kind = self.dataset.manifest.get("kind", "dataset")
+        if kind != "dataset":
+            what = {"items": "an item set (`pwm items`)", "consequence": "a counterfactual set"}
+            raise DatasetError(
+                f"data.path {path} is {what.get(kind, kind)}, not a training dataset "
+                "(make one with `pwm generate`)"
+            )
+        if world is not None and world != self.dataset.world:
+            raise DatasetError(
+                f"the config is for world {world!r} (data.world) but data.path {path} is a "
+                f"{self.dataset.world!r} dataset"
+            )
         if observation not in self.dataset.names or "actions" not in self.dataset.names:
             raise DatasetError(f"data.path {path} has no {observation!r} or 'actions' array")
         obs_shape = self.dataset.shape(observation)
@@ -199,6 +221,14 @@ class WorldDataModule(L.LightningDataModule):
         self.train_episodes, self.val_episodes = split_episodes(
             self.dataset.num_episodes, val_fraction, split_seed
         )
+        per_episode = len(window_starts(self.episode_length, window, stride, frame_skip, offset))
+        windows = len(self.train_episodes) * per_episode
+        if batch_size > windows:
+            raise ValueError(
+                f"data.batch_size {batch_size} exceeds the {windows} training windows of "
+                f"data.path {path} (a batch would repeat windows); use a smaller batch or more "
+                "data"
+            )
         self.train_hobbesian = None  # (E_train,) bool, with a schedule
         if self.schedule is not None:
             self.train_hobbesian = self._train_hobbesian()
@@ -249,6 +279,7 @@ class WorldDataModule(L.LightningDataModule):
             num_workers=self.hparams.num_workers,
             persistent_workers=self.hparams.num_workers > 0,
             generator=torch.Generator().manual_seed(self.hparams.split_seed),  # never global RNG
+            worker_init_fn=functools.partial(dataloader_worker_init, parent=os.getpid()),
             **kw,
         )
 

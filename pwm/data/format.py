@@ -14,7 +14,9 @@ manifest lists, per shard, the sha256 of each file, and `open_dataset` refuses a
 shard is missing, truncated or altered, naming the shard, and any array whose `.npy` header
 disagrees with the manifest or declares Python objects (nothing is ever unpickled). Extra files
 (item metadata) live at the top level and are checksummed the same way. A killed writer's
-temporary `.shard-*` directories are removed once every shard is finished.
+temporary `.shard-*` directories are removed once every shard is finished. The manifest itself
+is checked before anything it names is opened: its schema, its own checksum, and that no path it
+names leaves the directory (pwm/data/manifest.py).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from pwm.data import manifest as schema
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -128,7 +132,7 @@ def finalize(root: Path, num_shards: int, meta: dict, extra_files: list[str] = (
     }
     if "pixels" in arrays:
         manifest["num_frames"] = manifest["num_episodes"] * arrays["pixels"]["shape"][0]
-    write_json_atomic(root / MANIFEST, manifest)
+    write_json_atomic(root / MANIFEST, schema.seal(manifest))
     return True
 
 
@@ -143,6 +147,11 @@ def prepare_output_dir(out: Path, overwrite: bool, config: dict) -> Path:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DatasetError(f"--out {out} exists and is not a directory")
+    above = out.absolute().parent
+    while not above.exists():
+        above = above.parent
+    if not above.is_dir():
+        raise DatasetError(f"--out {out} lies under {above}, a file")
     stamp = out / ".config.json"
     if out.exists() and any(out.iterdir()):
         same = stamp.exists() and json.loads(stamp.read_text()) == config
@@ -207,21 +216,26 @@ class Dataset:
         raise IndexError(episode)
 
     def read_json(self, fname: str) -> dict:
-        """A checksummed extra file (item metadata) as JSON."""
-        return json.loads((self.root / fname).read_text())
+        """A checksummed extra file (item metadata) as JSON; DatasetError if it is not JSON."""
+        try:
+            return json.loads((self.root / fname).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            raise DatasetError(f"{self.root}: {fname} is not valid JSON") from None
 
 
 def open_dataset(root: str | Path, verify: bool = True) -> Dataset:
     """Open and check a dataset directory; raise DatasetError naming what is wrong.
 
-    With `verify`, every shard file's size and sha256 are checked against the manifest, so a
-    truncated shard or a single flipped byte is refused with the shard's name.
+    Always: the manifest's schema, its own checksum and that every path it names stays inside
+    `root` (pwm/data/manifest.py). With `verify`, also every shard file's sha256 and `.npy`
+    header against the manifest, so a truncated shard or a single flipped byte is refused with
+    the shard's name.
     """
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root} is not a directory (expected a dataset made by `pwm generate`)")
     mpath = root / MANIFEST
-    if not mpath.exists():
+    if not mpath.is_file():
         raise DatasetError(
             f"{root} has no {MANIFEST}: not a dataset, or its generation did not finish"
         )
@@ -229,18 +243,26 @@ def open_dataset(root: str | Path, verify: bool = True) -> Dataset:
         manifest = json.loads(mpath.read_text())
     except json.JSONDecodeError as e:
         raise DatasetError(f"{mpath} is not valid JSON ({e.msg})") from None
-    missing = {"world", "format_version", "shards", "arrays", "num_episodes"} - set(manifest)
-    if missing:
-        raise DatasetError(f"{mpath} lacks {', '.join(sorted(missing))}")
-    if manifest["format_version"] != FORMAT_VERSION:
-        raise DatasetError(
-            f"{root}: format version {manifest['format_version']} != {FORMAT_VERSION}"
-        )
+    except UnicodeDecodeError:
+        raise DatasetError(f"{mpath} is not valid JSON (not UTF-8 text)") from None
+    except RecursionError:
+        raise DatasetError(f"{mpath} is not valid JSON (nested too deeply)") from None
+    try:
+        schema.check(manifest, FORMAT_VERSION)
+        schema.verify(manifest)
+        for shard in manifest["shards"]:
+            schema.confined(root, shard["name"])
+            for fname in shard["files"]:
+                schema.confined(root, f"{shard['name']}/{fname}")
+        for fname in manifest.get("extra_files", {}):
+            schema.confined(root, fname)
+    except schema.ManifestError as e:
+        raise DatasetError(f"{root}: {e}") from None
     if verify:
         for shard in manifest["shards"]:
             for fname, digest in shard["files"].items():
                 path = root / shard["name"] / fname
-                if not path.exists():
+                if not path.is_file():
                     raise DatasetError(f"{root}: shard {shard['name']} is missing {fname}")
                 if sha256_file(path) != digest:
                     raise DatasetError(
@@ -250,7 +272,7 @@ def open_dataset(root: str | Path, verify: bool = True) -> Dataset:
             for name, spec in manifest["arrays"].items():
                 _check_header(root, shard, name, spec)
         for fname, digest in manifest.get("extra_files", {}).items():
-            if not (root / fname).exists() or sha256_file(root / fname) != digest:
+            if not (root / fname).is_file() or sha256_file(root / fname) != digest:
                 raise DatasetError(f"{root}: {fname} is missing or fails its checksum")
     return Dataset(root=root, manifest=manifest)
 

@@ -103,7 +103,8 @@ def build_world_model(
     the targets (targets.py) only `oracle` changes the network.
     """
     encoder, predictor = as_config(EncoderConfig, encoder), as_config(PredictorConfig, predictor)
-    check(observation, obs_size, window, history, embed_dim, encoder, target, objects)
+    check(observation, obs_size, window, history, embed_dim, encoder, target, objects,
+          projector_hidden=projector_hidden, predictor=predictor)  # fmt: skip
     if prediction not in PREDICTION_LOSSES:
         names = ", ".join(PREDICTION_LOSSES)
         raise ValueError(f"model.prediction must be one of {names}, got {prediction!r}")
@@ -148,8 +149,34 @@ def check(
     encoder: EncoderConfig,
     target: str,
     objects: int,
+    projector_hidden: int = 1,
+    predictor: PredictorConfig | None = None,
 ) -> None:
-    """ValueError, one line naming the option, for a combination no network can be built from."""
+    """ValueError, one line naming the option, for a combination no network can be built from:
+    a size out of range (a width, depth or head count below 1, a dropout outside [0, 1)), or
+    options that do not fit each other."""
+    sizes = [
+        ("model.obs_size", obs_size, 1),
+        ("model.embed_dim", embed_dim, 1),
+        ("model.projector_hidden", projector_hidden, 1),
+        ("model.window", window, 2),
+        *[(f"model.encoder.{k}", getattr(encoder, k), 1)
+          for k in ("patch_size", "width", "depth", "heads")],
+        ("model.encoder.mlp_dim", encoder.mlp_dim, 0),
+    ]  # fmt: skip
+    if predictor is not None:
+        sizes += [(f"model.predictor.{k}", getattr(predictor, k), 1)
+                  for k in ("width", "depth", "heads", "head_dim", "mlp_dim")]  # fmt: skip
+    for name, value, least in sizes:
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+    if predictor is not None and not 0 <= predictor.dropout < 1:
+        raise ValueError(f"model.predictor.dropout must be in [0, 1), got {predictor.dropout}")
+    if observation == "pixels" and encoder.width % encoder.heads:
+        raise ValueError(
+            f"model.encoder.heads {encoder.heads} does not divide model.encoder.width "
+            f"{encoder.width}"
+        )
     if target not in TARGETS:
         raise ValueError(f"model.target must be one of {', '.join(TARGETS)}, got {target!r}")
     if observation not in ("pixels", "state"):

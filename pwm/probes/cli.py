@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -35,10 +36,15 @@ from pwm.probes.items import open_items
 from pwm.probes.markdown import fmt, probe_report
 from pwm.probes.pipeline import Runner, probe_items, validate
 
+# the repository's probe settings, wherever pwm is run from (not the current directory's)
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "experiments" / "voe.yaml"
+# what `pwm probe` writes into --out; --overwrite replaces exactly these
+OUTPUTS = ("metrics.json", "metrics.md", "curves_*.png", "dose_*.png", "probes_*.png", "wandb")
+
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str):
-        raise ProbeError(f"{self.prog}: {message}")
+        raise ProbeError(message)  # pwm/cli.py prints it as `pwm probe: error: ...`
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,8 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ckpt", required=True, metavar="CKPT", help="a pwm Lightning checkpoint")
     p.add_argument("--items", action="append", required=True, metavar="DIR",
                    help="item set made by `pwm items` (repeatable)")  # fmt: skip
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
-    p.add_argument("--config", default="experiments/voe.yaml", help="probe settings (YAML)")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="output directory (absent or empty, unless --overwrite)")  # fmt: skip
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the probe results (metrics, figures) in --out")  # fmt: skip
+    p.add_argument("--config", default=str(DEFAULT_CONFIG),
+                   help="probe settings (YAML); default: experiments/voe.yaml of pwm's "
+                   "repository, wherever pwm runs")  # fmt: skip
     p.add_argument("--name", help="model label; runs with one name are seeds (default: world-obs)")
     p.add_argument("--calib", action="append", default=[], metavar="DIR",
                    help="held-out dataset of a world: mu, sigma from it (repeatable)")  # fmt: skip
@@ -58,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--consequence", metavar="DIR", help="counterfactual set (consequence probe)")
     p.add_argument("--cross-world", action="store_true", help="allow items of another world")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--batch-size", type=int, default=16, help="episodes per forward pass")
+    p.add_argument("--batch-size", type=int, default=256,
+                   help="distinct frames per encoder call and context windows per "
+                        "predictor call (each encoded or predicted once)")  # fmt: skip
     p.add_argument("--wandb", action="store_true", help="also log figures to an offline wandb run")
     return p
 
@@ -89,11 +102,60 @@ def jsonable(obj):
     return obj
 
 
+def creatable(path: Path) -> bool:
+    """Whether `path` is a directory or could be made one: its nearest existing ancestor is a
+    directory (not a file), so a refusal comes before the work, not after it."""
+    path = Path(path).absolute()
+    while not path.exists():
+        path = path.parent
+    return path.is_dir()
+
+
+def check_out(out: Path, overwrite: bool) -> list[Path]:
+    """Refuse an --out that is a file, or that holds anything, unless --overwrite; with it,
+    return the earlier probe's files to remove (only once every check has passed)."""
+    if not creatable(out):
+        raise ProbeError(f"--out {out} exists and is not a directory, or lies under a file")
+    present = sorted(out.iterdir()) if out.is_dir() else []
+    if not present:
+        return []
+    if not overwrite:
+        what = "a probe run" if (out / "metrics.json").exists() else "files"
+        raise ProbeError(f"--out {out} already holds {what}; pass --overwrite to replace it")
+    return sorted({f for pattern in OUTPUTS for f in out.glob(pattern)})
+
+
+def pick_device(name: str) -> str:
+    """--device checked against this machine: `auto` is cuda if there is one, else cpu."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ProbeError(
+            f"--device {name!r} is not a device (auto, cpu, cuda, cuda:1, ...)"
+        ) from None
+    if device.type == "cpu":
+        return name
+    if device.type != "cuda":
+        raise ProbeError(f"--device {name!r}: pwm probes on cpu or cuda")
+    if not torch.cuda.is_available():
+        raise ProbeError(f"--device {name}: this machine has no CUDA device (use cpu or auto)")
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        raise ProbeError(
+            f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+        )
+    return name
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     cfg = load_config(args.config)
     if args.batch_size < 1:
         raise ProbeError(f"--batch-size must be >= 1, got {args.batch_size}")
+    device = pick_device(args.device)
+    out = Path(args.out)
+    stale = check_out(out, args.overwrite)
     module = load_checkpoint(args.ckpt)
     hp = dict(module.hparams)
     context = cfg.context or hp["history"]
@@ -102,9 +164,6 @@ def main(argv: list[str]) -> int:
     items = [open_items(d) for d in args.items]
     calib, probe_data = by_world(args.calib, "--calib"), by_world(args.probe_data, "--probe-data")
     consequence = open_dataset(args.consequence) if args.consequence else None
-    device = (
-        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    )
     for it in items:  # everything checkable is checked before any work or output
         validate(Runner(module, hp, cfg, context), it, args.cross_world)
     for flag, by in (("--calib", calib), ("--probe-data", probe_data)):
@@ -113,7 +172,8 @@ def main(argv: list[str]) -> int:
     if consequence is not None:
         skip = int(hp.get("frame_skip", 1) or 1)
         usable_pairs(read_pairs(consequence, hp), consequence, context, cfg, skip)
-    out = Path(args.out)
+    for path in stale:  # --overwrite: the earlier probe's results go, nothing else
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
     out.mkdir(parents=True, exist_ok=True)
     name = args.name or f"{hp['world']}-{hp['observation']}"
     metrics = {

@@ -42,6 +42,21 @@ from pwm.probes.surprise import run_model
 CONSEQUENCE_FILE = "consequence.json"
 TARGETS = ("distance_to_ego", "trust_to_ego", "partner_defects")
 DECODED = ("positions", "trust_to_ego", "cues")  # what the decoders read off an embedding
+PAIR_KEYS = ("cooperate", "defect", "t_event", "partner")  # one pair of consequence.json
+
+
+def _pair_ok(pair, dataset: Dataset) -> bool:
+    """One entry of consequence.json: two episodes of the set, a frame and an agent."""
+    if not isinstance(pair, dict) or not all(
+        isinstance(pair.get(k), int) and not isinstance(pair.get(k), bool) for k in PAIR_KEYS
+    ):
+        return False
+    frames, agents = dataset.shape("actions")[0], dataset.manifest.get("num_objects", 1 << 30)
+    return (
+        all(0 <= pair[k] < dataset.num_episodes for k in ("cooperate", "defect"))
+        and 0 <= pair["t_event"] < frames
+        and 0 <= pair["partner"] < agents
+    )
 
 
 def read_pairs(dataset: Dataset, hparams: dict) -> np.ndarray:
@@ -54,10 +69,12 @@ def read_pairs(dataset: Dataset, hparams: dict) -> np.ndarray:
             f"{hparams['world']!r}: the probe conditions on the world's own actions"
         )
     check_dataset(hparams, dataset, "--consequence")
-    pairs = dataset.read_json(CONSEQUENCE_FILE).get("pairs", [])
-    rows = np.asarray(
-        [[p["cooperate"], p["defect"], p["t_event"], p["partner"]] for p in pairs], dtype=int
-    ).reshape(-1, 4)
+    doc = dataset.read_json(CONSEQUENCE_FILE)  # its schema: pairs of in-range integers
+    pairs = doc.get("pairs") if isinstance(doc, dict) else None
+    if not isinstance(pairs, list) or not all(_pair_ok(p, dataset) for p in pairs):
+        raise ProbeError(f"{dataset.root}: {CONSEQUENCE_FILE} must list pairs of in-range "
+                         f"integers {', '.join(PAIR_KEYS)}")  # fmt: skip
+    rows = np.asarray([[p[k] for k in PAIR_KEYS] for p in pairs], dtype=int).reshape(-1, 4)
     if len(rows) < 4:
         raise ProbeError(f"{dataset.root}: the consequence probe needs >= 4 pairs, got {len(rows)}")
     if not {"positions", "trust", "cues", "actions"} <= set(dataset.names):
@@ -137,6 +154,7 @@ def consequence_probe(
         progress=progress,
         frame_skip=skip,
         phase=phase,
+        surprise=False,
     )  # fmt: skip  (E, T, D), NaN off the model's steps
     truth = _truth(dataset)
     groups = np.full(dataset.num_episodes, -1)

@@ -20,7 +20,7 @@ by group), or of a `--probe-data` dataset (split by episode) when one is given f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from rich.progress import Progress
@@ -41,7 +41,7 @@ from pwm.probes.evaluate import (
 )
 from pwm.probes.items import ItemSet
 from pwm.probes.scores import calibrate, check_windows, event_scores
-from pwm.probes.surprise import run_model
+from pwm.probes.surprise import plan, run_plan
 
 GROUND_TRUTH = ("positions", "velocities", "trust", "cues", "dispositions")
 
@@ -55,8 +55,9 @@ class Runner:
     cfg: VoEConfig
     context: int
     device: str = "cpu"
-    batch_size: int = 16
+    batch_size: int = 256
     progress: Progress | None = None
+    plans: dict = field(default_factory=dict, repr=False)  # surprise.Plan by pass arguments
 
     @property
     def frame_skip(self) -> int:
@@ -68,22 +69,29 @@ class Runner:
         """Frames of history the model's context spans."""
         return self.context * self.frame_skip
 
-    def run(self, module, dataset: Dataset, mode: str, embeddings=False, label="surprise", **kw):
-        """(surprise (E, T), embeddings (E, T, D) or None) of the episodes of `dataset`."""
+    def run(self, module, dataset: Dataset, mode: str, embeddings=False, label="surprise",
+            surprise=True, **kw):  # fmt: skip
+        """(surprise (E, T) or None, embeddings (E, T, D) or None) of the episodes of `dataset`
+        (surprise.run_model's keywords: episodes, crop, phase). The pass's plan (its distinct
+        frames and windows) is made once per dataset and keywords and shared by every network
+        run on them: the model, the random-init model and the chance networks."""
         kw.setdefault("frame_skip", self.frame_skip)
-        return run_model(
-            module.model,
-            dataset,
-            self.hparams["observation"],
-            self.context,
-            mode,
-            batch_size=self.batch_size,
-            device=self.device,
-            embeddings=embeddings,
-            label=label,
-            progress=self.progress,
-            **kw,
-        )
+        key = (str(dataset.root), mode, surprise, _hashable(sorted(kw.items())))
+        if key not in self.plans:
+            action_dim = module.model.predictor.action_dim // kw["frame_skip"]
+            self.plans[key] = plan(dataset, self.hparams["observation"], self.context,
+                                   action_dim, mode, windows=surprise, **kw)  # fmt: skip
+        return run_plan(module.model, self.plans[key], self.batch_size, self.device, surprise,
+                        embeddings, label, self.progress)  # fmt: skip
+
+
+def _hashable(value):
+    """A plan-cache key part: arrays by their bytes."""
+    if isinstance(value, np.ndarray):
+        return (value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, tuple | list):
+        return tuple(_hashable(v) for v in value)
+    return value
 
 
 def validate(r: Runner, items: ItemSet, cross_world: bool) -> str:
@@ -238,8 +246,8 @@ def linear_on_dataset(r: Runner, data: Dataset, items: ItemSet, rand, mode: str)
     """Linear probes fitted and scored on a natural dataset of the items' world."""
     if data.world != items.world:
         raise ProbeError(f"--probe-data {data.root} is {data.world!r}, items are {items.world!r}")
-    _, e_model = r.run(r.module, data, mode, True, "probe data: model")
-    _, e_rand = r.run(rand, data, mode, True, "probe data: random init")
+    _, e_model = r.run(r.module, data, mode, True, "probe data: model", surprise=False)
+    _, e_rand = r.run(rand, data, mode, True, "probe data: random init", surprise=False)
     truth = {k: data.array(k) for k in GROUND_TRUTH if k in data.names}
     out = compare_probes(e_model, e_rand, truth, np.arange(data.num_episodes), r.cfg)
     out["source"] = f"--probe-data {data.root.name}, split by episode"

@@ -27,7 +27,7 @@ from pwm import progress
 from pwm.console import DefaultsHelpFormatter
 from pwm.probes import metrics as M
 from pwm.probes import plots, provenance_report, summary
-from pwm.probes.cli import Parser, jsonable
+from pwm.probes.cli import Parser, creatable, jsonable
 from pwm.probes.config import ProbeError
 from pwm.probes.markdown import BASELINES, ci, fmt, table
 
@@ -44,11 +44,37 @@ def load_runs(dirs: list[str]) -> list[dict]:
         for d in dirs:
             path = Path(d) / "metrics.json"
             try:
-                runs.append(json.loads(path.read_text()))
-            except json.JSONDecodeError as e:
-                raise ProbeError(f"{path} is not valid JSON ({e.msg})") from None
+                run = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise ProbeError(f"{path} is not valid JSON ({getattr(e, 'msg', e)})") from None
+            check_run(run, path)
+            runs.append(run)
             bar.advance(task)
     return runs
+
+
+def check_run(run, path: Path) -> None:
+    """The top of a probe run's metrics.json, as the report reads it; ProbeError if not."""
+    model = run.get("model") if isinstance(run, dict) else None
+    items = run.get("items") if isinstance(run, dict) else None
+    config = run.get("config") if isinstance(run, dict) else None
+    ok = (
+        isinstance(model, dict)
+        and all(isinstance(model.get(k), str) for k in ("name", "world"))
+        and isinstance(config, dict)
+        and isinstance(config.get("primary"), str)
+        and isinstance(items, list)
+        and all(isinstance(e, dict) and isinstance(e.get("world"), str) and
+                isinstance(e.get("scorers"), dict) for e in items)
+    )  # fmt: skip
+    if not ok:
+        raise ProbeError(f"{path} is not a `pwm probe` metrics.json (model, config, items)")
+
+
+def report_files(out: Path) -> list[Path]:
+    """Every file `pwm report --out OUT` writes."""
+    siblings = ("_provenance.json", "_tests.png", "_heatmap.png")
+    return [out, out.with_suffix(".json"), *[out.with_name(out.stem + s) for s in siblings]]
 
 
 def group_runs(runs: list[dict]) -> dict:
@@ -266,20 +292,35 @@ def main(argv: list[str]) -> int:
                formatter_class=DefaultsHelpFormatter)  # fmt: skip
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="`pwm probe` output directories")
     p.add_argument("--out", required=True, help="report file (markdown); its figures go beside it")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing report")
     args = p.parse_args(argv)
+    out = Path(args.out)
+    if out.is_dir() or not creatable(out.parent):
+        raise ProbeError(f"--out {out} must be a file path in a directory")
+    if (done := [f for f in report_files(out) if f.exists()]) and not args.overwrite:
+        raise ProbeError(f"--out {out}: {done[0]} exists; pass --overwrite to replace the report")
     runs = load_runs(args.runs)
     groups = group_runs(runs)
     with progress.bar() as bar:
         task = bar.add_task("pwm report: model x item groups", total=len(groups))
         summaries = {}
         for k, v in groups.items():
-            summaries[k] = summarise(v)
+            try:
+                summaries[k] = summarise(v)
+            except ProbeError:
+                raise
+            except (KeyError, TypeError, IndexError, ValueError) as e:
+                raise ProbeError(
+                    f"the probe runs of {' / '.join(k)} cannot be summarised ({type(e).__name__}: "
+                    f"{e}): a metrics.json of another pwm version, or edited"
+                ) from None
             bar.advance(task)
     models = list(dict.fromkeys((k[0], k[1]) for k in summaries))
     worlds = sorted({k[2] for k in summaries})
     heads = [[summaries.get((n, w, iw), {}).get("headline") for iw in worlds] for n, w in models]
     values = np.array([[np.nan if h is None else h for h in row] for row in heads], dtype=float)
-    out = Path(args.out)
+    for f in report_files(out):  # --overwrite: the old report goes whole, not half
+        f.unlink(missing_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     labels = [f"{n} ({w})" for n, w in models]
     figures = []
