@@ -123,16 +123,20 @@ def goals(report_json: Path, probes: list[Path]) -> str:
         name, _, items = key.split(" / ")
         law = items.split("/")[-1]
         mine = entries.get((name, items), [])
-        goal = GOAL.get(law, {})
+        # the physical model's goal is M1 at chance (its CI covers 0.5), not the political goals
+        physical = name.startswith("physical")
+        goal = {} if physical else GOAL.get(law, {})
         cells = [name, items, str(g["seeds"])]
         for test in ("M1", "R", "Q", "M1C", "M2", "teleport"):
             c = g["comparisons"].get(test)
-            per = [e["scorers"]["model"]["comparisons"][test]["max"]["paired_accuracy"]
-                   for _, e in mine]  # fmt: skip
             if not c:
                 cells.append("–")
                 continue
+            per = [e["scorers"]["model"]["comparisons"][test]["max"]["paired_accuracy"]
+                   for _, e in mine if test in e["scorers"]["model"]["comparisons"]]  # fmt: skip
             mark = _mark(c["paired_accuracy"], c["ci"][0], goal.get(test), 0.5)
+            if physical and test == "M1":
+                mark = " ✓ (chance)" if c["ci"][0] <= 0.5 <= c["ci"][1] else " ✗ (not at chance)"
             seeds = ", ".join(f"{v:.2f}" for v in per)
             cells.append(f"{c['paired_accuracy']:.2f} [{c['ci'][0]:.2f}, {c['ci'][1]:.2f}] "
                          f"({seeds}){mark}")  # fmt: skip
@@ -243,7 +247,8 @@ def report(command: str) -> None:
         "# The social-law issue's goals, measured\n\nPaired accuracy with the max aggregator, "
         "mean over seeds [95% hierarchical bootstrap CI] (per seed); ✓/✗: the issue's goal for "
         "the items' law (value and CI lower bound > 0.5). See experiments/law_study.py::goals "
-        "for every column.\n\n" + goals(PROBES / "REPORT.json", probes)
+        "for every column; the physical model's mark on M1 is the issue's goal for it, a CI "
+        "covering 0.5.\n\n" + goals(PROBES / "REPORT.json", probes)
     )
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     (RESULTS / "PROVENANCE.md").write_text(

@@ -40,6 +40,13 @@ FIT = ["fit", "-c", "experiments/base.yaml", "-c", "experiments/debug.yaml"]
 CWD_OUTPUTS = ("runs", "lightning_logs", "wandb", "must-not-exist")
 
 
+def cwd_outputs() -> dict[str, list[str] | None]:
+    """What the default output folders in the working directory hold (their entries), so that a
+    refused command is seen to add nothing there even in a checkout that already has runs."""
+    return {p: sorted(x.name for x in Path(p).iterdir()) if Path(p).is_dir() else None
+            for p in CWD_OUTPUTS}  # fmt: skip
+
+
 @dataclass
 class Inputs:
     """Paths to the good and bad files the cases refer to."""
@@ -800,7 +807,7 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
 @pytest.mark.parametrize("make_argv, needle", PARAMS)
 def test_bad_input_is_one_line_and_exit_code_2(make_argv, needle, inputs, capsys, monkeypatch):
     argv = make_argv(inputs)
-    before = snapshot(inputs.root)
+    before, before_cwd = snapshot(inputs.root), cwd_outputs()
     code, lines = run_pwm(argv, capsys, monkeypatch)
     assert code == 2, lines
     assert len(lines) == 1 and needle in lines[0], lines
@@ -808,7 +815,7 @@ def test_bad_input_is_one_line_and_exit_code_2(make_argv, needle, inputs, capsys
     assert lines[0].startswith(f"pwm {argv[0]}: error: " if known else "pwm: error: "), lines
     after = snapshot(inputs.root)  # nothing made, changed or removed
     assert after == before, sorted(set(after.items()) ^ set(before.items()))[:3]
-    assert not any(Path(p).exists() for p in CWD_OUTPUTS)
+    assert cwd_outputs() == before_cwd
 
 
 REAL_PROCESS = ("negative lr", "validate, no checkpoint", "seed -1", "manifest: m_shard_escapes",

@@ -24,7 +24,10 @@ from pwm.probes.config import load_config
 from pwm.probes.items import open_items
 from pwm.probes.surprise import frame_surprise, plan, run_model, steps
 
-TOL = dict(rtol=1e-6, atol=1e-6)
+# float32: a batch of another shape, or another thread count, sums in another order. At 1 thread
+# the two passes agreed to 1e-6; at 2 threads the Gaussian NLL's surprise (values up to ~100)
+# differed by up to 2.6e-6 relative, so the bound is float32 rounding through a few layers, 1e-5.
+TOL = dict(rtol=1e-5, atol=1e-6)
 
 
 @torch.no_grad()
