@@ -183,3 +183,19 @@ def test_local_jobs_equal_the_sequential_run_skip_finished_and_resume_a_failure(
     resumed = reproduce_in(jobs, *SLICE, "--launcher", "local", "--jobs", "2", "--threads", "1")
     assert resumed.returncode == 0 and "2 to run" in resumed.stdout
     np.testing.assert_equal(scores(jobs), want)
+
+
+def test_budget_counts_the_study_and_schedules_its_graph():
+    import budget
+
+    parts = budget.graph()
+    jobs = [j for p in budget.PARTS for j in parts[p]]
+    assert sum(j.kind == "fit" for j in jobs) == 174 and sum(j.kind == "dataset" for j in jobs) == 9
+    assert all(budget.kind(j) in budget.COST for j in jobs)
+    time = {j.key: budget.seconds(j, dict.fromkeys(("state", "pixels", "objects"), 1.0), 1.0)
+            for j in jobs}  # fmt: skip
+    one = budget.schedule(jobs, time, 1)
+    assert one == pytest.approx(sum(time.values()))
+    many = budget.schedule(jobs, time, 10_000)  # the longest chain of dependencies
+    assert many < budget.schedule(jobs, time, 8) < one
+    assert many >= max(time.values())

@@ -121,3 +121,26 @@ def test_two_process_gloo_equals_single_process_on_concatenated_batch():
         assert torch.allclose(out[rank]["loss"], ref.detach(), rtol=1e-5, atol=1e-6)
         assert torch.allclose(out[rank]["grad"], lin.weight.grad, rtol=1e-5, atol=1e-6)
     assert torch.equal(out[0]["directions"], out[1]["directions"])
+
+
+def test_directions_split_over_threads_give_the_one_thread_values():
+    """With 2 torch threads the recurrence runs as 2 single-threaded slices of the directions
+    (issue 33: no parallel region per small kernel); value and gradient equal the one-thread
+    code's and the dense formula's, and torch's thread setting is left as it was."""
+    before = torch.get_num_threads()
+    z = torch.randn(2, 300, 24, generator=torch.Generator().manual_seed(3), requires_grad=True)
+    sig = SIGReg(num_directions=256)
+    out = {}
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            loss = sig(z, step=4)
+            (grad,) = torch.autograd.grad(loss, z)
+            out[n] = (loss.detach(), grad)
+            assert torch.get_num_threads() == n
+    finally:
+        torch.set_num_threads(before)
+    torch.testing.assert_close(out[2][0], out[1][0], rtol=1e-6, atol=0)
+    torch.testing.assert_close(out[2][1], out[1][1], rtol=1e-6, atol=1e-9)
+    dense = float(sigreg_dense(z.detach().double(), sig.directions(24, 4).double()))
+    assert abs(float(out[2][0]) - dense) <= 1e-5 * dense

@@ -28,11 +28,14 @@ Implementation choices (fast and exact, see experiments/benchmarks/sigreg.py):
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
 _BLOCK = 64  # batch rows per block of the recurrence (keeps the working set in cache)
+_MIN_DIRECTIONS = 64  # fewest directions per thread (fewer: one thread does all)
 
 
 def _harmonics(theta: Tensor, K: int):
@@ -48,6 +51,53 @@ def _harmonics(theta: Tensor, K: int):
         s, s_prev = two_c1 * s - s_prev, s
 
 
+def _forward_part(h: Tensor, dt: float, K: int, C: Tensor, S: Tensor, cols: slice) -> None:
+    """C, S[:, cols] = the harmonic sums of directions `cols` (blocks of the batch)."""
+    for start in range(0, h.shape[1], _BLOCK):
+        theta = dt * h[:, start : start + _BLOCK, cols]  # (T, b, m)
+        for k, c, s in _harmonics(theta, K):
+            C[:, cols, k] += c.sum(1)
+            S[:, cols, k] += s.sum(1)
+
+
+def _backward_part(h: Tensor, dt: float, K: int, a: Tensor, b: Tensor, grad: Tensor,
+                   cols: slice) -> None:  # fmt: skip
+    """grad[:, :, cols] from the sums' gradients (a, b: coefficients of sin, cos)."""
+    a, b = a[..., cols, :], b[..., cols, :]  # (T, 1, m, K)
+    for start in range(0, h.shape[1], _BLOCK):
+        theta = dt * h[:, start : start + _BLOCK, cols]  # (T, b, m)
+        acc = torch.zeros_like(theta)
+        for k, c, s in _harmonics(theta, K):
+            if k:
+                acc += a[..., k] * s + b[..., k] * c
+        grad[:, start : start + _BLOCK, cols] = acc
+
+
+def _over_directions(work, M: int, device: torch.device) -> None:
+    """work(cols) over the M directions: with n > 1 torch threads, n slices of the directions,
+    each in its own thread whose kernels run on that thread alone (one parallel region for the
+    whole recurrence). torch's own threading would open a parallel region per small kernel of
+    the recurrence (thousands per call), and one thread of the team descheduled by another
+    process stalls every one of them: on a busy machine a call then took up to 30x the dense
+    formula (issue 33). Each direction's sums are computed as the one-thread code does."""
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or threads <= 1 or M < 2 * _MIN_DIRECTIONS:
+        work(slice(None))
+        return
+    n = min(threads, M // _MIN_DIRECTIONS)
+    edges = [round(i * M / n) for i in range(n + 1)]
+
+    def part(i: int) -> None:
+        torch.set_num_threads(1)  # this thread's kernels: single-threaded
+        work(slice(edges[i], edges[i + 1]))
+
+    try:
+        with ThreadPoolExecutor(n) as pool:
+            list(pool.map(part, range(n)))
+    finally:
+        torch.set_num_threads(threads)  # the workers' setting also reached torch's default
+
+
 class _HarmonicSums(torch.autograd.Function):
     """(C, S)[t, m, k] = sum_b (cos, sin)(k dt h[t, b, m]), recomputed in backward."""
 
@@ -56,11 +106,7 @@ class _HarmonicSums(torch.autograd.Function):
         T, B, M = h.shape
         C = h.new_zeros(T, M, K)  # (T, M, K)
         S = h.new_zeros(T, M, K)  # (T, M, K)
-        for start in range(0, B, _BLOCK):
-            theta = dt * h[:, start : start + _BLOCK]  # (T, b, M)
-            for k, c, s in _harmonics(theta, K):
-                C[..., k] += c.sum(1)
-                S[..., k] += s.sum(1)
+        _over_directions(lambda cols: _forward_part(h, dt, K, C, S, cols), M, h.device)
         ctx.save_for_backward(h)
         ctx.dt, ctx.K = dt, K
         return C, S
@@ -73,13 +119,8 @@ class _HarmonicSums(torch.autograd.Function):
         a = (-gC * kdt).unsqueeze(1)  # (T, 1, M, K) coefficient of sin(k theta)
         b = (gS * kdt).unsqueeze(1)  # (T, 1, M, K) coefficient of cos(k theta)
         grad = torch.empty_like(h)  # (T, B, M)
-        for start in range(0, h.shape[1], _BLOCK):
-            theta = dt * h[:, start : start + _BLOCK]  # (T, b, M)
-            acc = torch.zeros_like(theta)
-            for k, c, s in _harmonics(theta, K):
-                if k:
-                    acc += a[..., k] * s + b[..., k] * c
-            grad[:, start : start + _BLOCK] = acc
+        M = h.shape[-1]
+        _over_directions(lambda cols: _backward_part(h, dt, K, a, b, grad, cols), M, h.device)
         return grad, None, None
 
 
