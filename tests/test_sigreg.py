@@ -144,3 +144,25 @@ def test_directions_split_over_threads_give_the_one_thread_values():
     torch.testing.assert_close(out[2][1], out[1][1], rtol=1e-6, atol=1e-9)
     dense = float(sigreg_dense(z.detach().double(), sig.directions(24, 4).double()))
     assert abs(float(out[2][0]) - dense) <= 1e-5 * dense
+
+
+def test_threaded_split_keeps_the_callers_grad_and_inference_mode():
+    """The worker threads take the caller's modes (torch keeps them per thread): under
+    inference mode (Lightning's validate/test) and inside backward (grad off) the split path
+    must not write into inference or grad-requiring tensors; its values equal one thread's."""
+    before = torch.get_num_threads()
+    z = torch.randn(2, 300, 24, generator=torch.Generator().manual_seed(5), requires_grad=True)
+    sig = SIGReg(num_directions=256)
+    try:
+        out = {}
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            with torch.inference_mode():
+                out[n] = sig(z.detach(), step=2)
+            loss = sig(z, step=2)
+            loss.backward()  # backward runs the split with grad off
+            assert z.grad is not None and torch.isfinite(z.grad).all()
+            z.grad = None
+        torch.testing.assert_close(out[2], out[1], rtol=1e-5, atol=1e-7)
+    finally:
+        torch.set_num_threads(before)

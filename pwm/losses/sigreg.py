@@ -87,9 +87,15 @@ def _over_directions(work, M: int, device: torch.device) -> None:
     n = min(threads, M // _MIN_DIRECTIONS)
     edges = [round(i * M / n) for i in range(n + 1)]
 
+    # grad and inference mode are thread-local in torch (a new thread starts with grad on and
+    # inference mode off): the workers take the caller's (grad off inside backward, inference
+    # mode in Lightning's validate/test)
+    grad_mode, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
+
     def part(i: int) -> None:
         torch.set_num_threads(1)  # this thread's kernels: single-threaded
-        work(slice(edges[i], edges[i + 1]))
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad_mode):
+            work(slice(edges[i], edges[i + 1]))
 
     try:
         with ThreadPoolExecutor(n) as pool:
