@@ -24,16 +24,14 @@ kept (runner.py), so an interrupted study resumes and never overwrites a finishe
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
 
 import launcher
 import numpy as np
-from runner import dataset, fit, probe, run
+from runner import dataset, fit, probe, report_and_curate
 
 DATA, PROBES = Path("data/law-study"), Path("runs/law-probes")
 RESULTS = Path("experiments/results/law")
@@ -226,22 +224,7 @@ def report(command: str) -> None:
     probes = sorted(p.parent for p in PROBES.glob("*/metrics.json"))
     if not probes:
         raise SystemExit(f"no finished probes under {PROBES}: run --part fit first")
-    out = PROBES / "REPORT.md"
-    for stale in PROBES.glob("REPORT*"):
-        stale.unlink()
-    run(["report", *map(str, probes), "--out", str(out)])
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    for f in PROBES.glob("REPORT*"):
-        shutil.copy2(f, RESULTS / f.name)
-    for p in probes:
-        dst = RESULTS / "runs" / p.name
-        dst.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(p / "metrics.md", dst / "metrics.md")
-        with (
-            open(dst / "metrics.json.gz", "wb") as raw,
-            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f,
-        ):
-            f.write((p / "metrics.json").read_bytes())
+    out = report_and_curate(probes, PROBES, RESULTS)
     (RESULTS / "BASE_RATES.md").write_text(base_rates_table())
     (RESULTS / "GOALS.md").write_text(
         "# The social-law issue's goals, measured\n\nPaired accuracy with the max aggregator, "

@@ -43,7 +43,7 @@ from pathlib import Path
 import launcher
 import numpy as np
 import rerun as rerun_check
-from runner import dataset, fit, probe, run
+from runner import dataset, fit, probe, report_and_curate, run
 
 from pwm.probes.metrics import spearman_lawful
 
@@ -327,25 +327,8 @@ def report(command: str) -> None:
     probes = sorted(p.parent for p in PROBES.glob("*/metrics.json"))
     if not probes:
         raise SystemExit(f"no finished probes under {PROBES}: run the other parts first")
-    out = PROBES / "REPORT.md"
-    for stale in PROBES.glob("REPORT*"):
-        stale.unlink()  # derived from the probes: remade every time
-    run(["report", *map(str, probes), "--out", str(out)])
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    for f in PROBES.glob("REPORT*"):
-        shutil.copy2(f, RESULTS / f.name)
-    for p in probes:  # metrics.json gzipped (per-item scores make it ~0.8 MB); plots of pixel runs
-        dst = RESULTS / "runs" / p.name
-        dst.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(p / "metrics.md", dst / "metrics.md")
-        with (
-            open(dst / "metrics.json.gz", "wb") as raw,
-            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f,
-        ):
-            f.write((p / "metrics.json").read_bytes())
-        if "-pixels-" in p.name:
-            for png in p.glob("*.png"):
-                shutil.copy2(png, dst / png.name)
+    # the pixel runs' plots are kept too
+    out = report_and_curate(probes, PROBES, RESULTS, figures=lambda p: "-pixels-" in p.name)
     (RESULTS / "GOALS.md").write_text(
         "# The issue's goals, measured\n\nPaired accuracy with the max aggregator, mean over seeds "
         "[95% hierarchical bootstrap CI]; see `experiments/reproduce.py::goals` for every column."

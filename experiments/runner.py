@@ -14,6 +14,8 @@ re-run after an interruption and never silently overwrites a finished result:
 
 from __future__ import annotations
 
+import gzip
+import shutil
 import subprocess
 import sys
 import time
@@ -99,4 +101,33 @@ def probe(ckpt: Path, items: list[Path], out: Path, *options: str) -> Path:
     else:
         run(["probe", "--ckpt", str(ckpt), *[a for i in items for a in ("--items", str(i))],
              "--out", str(out), *options])  # fmt: skip
+    return out
+
+
+def report_and_curate(
+    probes: list[Path], runs_dir: Path, results: Path, figures=lambda run: False
+) -> Path:
+    """`pwm report` over `probes` into runs_dir/REPORT.md (remade every time: derived from the
+    probes), then the curated copy under `results`: the REPORT files, and per probe run its
+    metrics.md and its metrics.json gzipped (per-item scores make it ~0.8 MB; mtime 0 so the
+    same metrics give the same bytes), with its figures where `figures(run)`. Returns the report."""
+    out = runs_dir / "REPORT.md"
+    for stale in runs_dir.glob("REPORT*"):
+        stale.unlink()
+    run(["report", *map(str, probes), "--out", str(out)])
+    results.mkdir(parents=True, exist_ok=True)
+    for f in runs_dir.glob("REPORT*"):
+        shutil.copy2(f, results / f.name)
+    for p in probes:
+        dst = results / "runs" / p.name
+        dst.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(p / "metrics.md", dst / "metrics.md")
+        with (
+            open(dst / "metrics.json.gz", "wb") as raw,
+            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f,
+        ):
+            f.write((p / "metrics.json").read_bytes())
+        if figures(p):
+            for png in p.glob("*.png"):
+                shutil.copy2(png, dst / png.name)
     return out
