@@ -64,7 +64,7 @@ def main() -> None:
         for name, f in fns.items():
             loss = f()
             (g,) = torch.autograd.grad(loss, z)
-            vals[name] = (float(loss), g)
+            vals[name] = (float(loss.detach()), g)
         times = {n: [] for n in fns}
         for _ in range(args.repeats):
             for name, f in fns.items():

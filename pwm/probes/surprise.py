@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -99,7 +99,6 @@ class Plan:
     source: np.ndarray  # (U, 2) int: (episode row, frame) of each distinct frame
     windows: np.ndarray  # (W, H) int frame ids
     window_actions: np.ndarray  # (W, H, A S) float32
-    _shards: dict = field(default_factory=dict, repr=False)
 
     @property
     def num_frames(self) -> int:
@@ -109,11 +108,9 @@ class Plan:
     def num_windows(self) -> int:
         return len(self.windows)
 
-    def read(self, rows: slice, name: str) -> np.ndarray:
-        """Array `name` of episode rows `rows` of the plan, cropped: (b, L, ...)."""
-        shards = self._shards.get(name)
-        if shards is None:
-            shards = self._shards[name] = self.dataset.shards(name)  # memory maps, opened once
+    def read(self, rows: slice, shards: list[np.ndarray]) -> np.ndarray:
+        """Episode rows `rows` of the plan from an array's shards (Dataset.shards, opened once
+        per pass, not kept: a plan outlives its pass), cropped: (b, L, ...)."""
         out = []
         for e, a in zip(self.episodes[rows], self.starts[rows], strict=True):
             s, i = self.dataset.locate(int(e))
@@ -154,13 +151,15 @@ def plan(
     out = Plan(dataset, observation, episodes, starts, length, frame_id, window_id,
                np.zeros((0, 2), int), np.zeros((0, context), int),
                np.zeros((0, context, action_dim * frame_skip), np.float32))  # fmt: skip
+    obs_shards = dataset.shards(observation)
+    act_shards = dataset.shards("actions") if action_mode != "zeros" else None
     for start in range(0, E, READ_EPISODES):
         rows = slice(start, min(start + READ_EPISODES, E))
-        obs = out.read(rows, observation)  # (b, L, ...)
-        if action_mode == "zeros":
+        obs = out.read(rows, obs_shards)  # (b, L, ...)
+        if act_shards is None:
             act = np.zeros((*obs.shape[:2], action_dim), np.float32)
         else:
-            act = out.read(rows, "actions").astype(np.float32)  # (b, L, A)
+            act = out.read(rows, act_shards).astype(np.float32)  # (b, L, A)
         for r in range(obs.shape[0]):
             row = start + r
             o, a, at = steps(torch.from_numpy(obs[r : r + 1]), torch.from_numpy(act[r : r + 1]),
@@ -210,6 +209,7 @@ def run_plan(
     U = p.num_frames
     W = p.num_windows if surprise else 0
     z = None
+    shards = p.dataset.shards(p.observation)
     with progress_bar(progress) as bar:
         task = bar.add_task(label, total=U + W)
         done = 0
@@ -218,7 +218,7 @@ def run_plan(
             first, done = done, int(np.searchsorted(p.source[:, 0], rows.stop))
             if done == first:
                 continue
-            obs = p.read(rows, p.observation)  # (b, L, ...)
+            obs = p.read(rows, shards)  # (b, L, ...)
             src = p.source[first:done]
             frames = obs[src[:, 0] - start, src[:, 1]]  # (n, ...)
             for i in range(0, len(frames), batch_size):
