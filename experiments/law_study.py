@@ -50,6 +50,7 @@ VARIANTS = {
     "online": ("polis", ["experiments/law/online.yaml"]),
     "flat": ("polis", ["experiments/law/flat.yaml"]),
     "h4": ("polis", ["experiments/law/h4.yaml"]),
+    "deep": ("polis", ["experiments/law/deep.yaml"]),
     "physical": ("physics", []),
 }
 MODEL = {"polis": "political", "physics": "physical"}

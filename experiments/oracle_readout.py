@@ -17,6 +17,13 @@ items), i.e. those features' share of the surprise s(t*) times F. The betrayal t
 exactly these: M1 is err_if_d of `trust` against err_if_d of `provoked`, R is err_if_c against
 err_if_d of `provoked`. Under a squared error a calibrated P(D) only slightly above 1/2 leaves R
 a small margin, although the log-probability of the ideal observer separates it well.
+
+`--by-crowding`: R at the event from A's cue features alone (err_if_c > err_if_d per provoked
+item), split by how many agents other than A stood within exchange reach of A at the last frame
+the model sees (t* - frame_skip). Polis pairs agents greedily closest-first at the exchange frame
+(data_gen/polis.py::pair), so with a third agent near A the model cannot know from the frames
+before t* whether A will meet B (and retaliate) or the other (and cooperate); the frame-only
+observer is told who met whom at t*.
 """
 
 from __future__ import annotations
@@ -87,11 +94,56 @@ def readout(
     return out
 
 
+@torch.no_grad()
+def by_crowding(
+    model: WorldModel,
+    history: int,
+    state: np.ndarray,
+    actions: np.ndarray,
+    positions: np.ndarray,
+    items: list[dict],
+    layout: list,
+    reach: float,
+    frame_skip: int = 1,
+) -> list[dict]:
+    """Per number of other agents within `reach` of A at t* - frame_skip: provoked items and the
+    fraction whose A cue error is larger for a cooperation than for a defection (R at the event,
+    A's cue features only)."""
+    sel = [x for x in items if x["condition"] == CONTEXTS["provoked"]]
+    if not sel:
+        raise ValueError("no provoked_D items: not a Polis betrayal item set")
+    ep = np.array([x["episode"] for x in sel])
+    a = np.array([x["agent_a"] for x in sel])
+    t = sel[0]["t_star"]
+    obs = torch.from_numpy(state[ep, t - history * frame_skip : t]).float()
+    act = torch.from_numpy(actions[ep, t - history * frame_skip : t]).float()
+    obs, act, _ = steps(obs, act, frame_skip, 0)
+    model.eval()
+    pred_z = model.predict(model.encode(obs), act)[:, -1]  # (B, F)
+    bn = model.projector.bn
+    mean, std = bn.running_mean, torch.sqrt(bn.running_var + bn.eps)
+    per = len(layout)
+    cols = torch.stack([torch.from_numpy(a) * per + layout.index(k) for k in ("cue_c", "cue_d")], 1)
+    have = pred_z.gather(1, cols)  # (B, 2)
+    err = {o: (have - (torch.tensor(v) - mean[cols]) / std[cols]).square().sum(1)
+           for o, v in (("c", [1.0, 0.0]), ("d", [0.0, 1.0]))}  # fmt: skip
+    passed = (err["c"] > err["d"]).numpy()
+    last = positions[ep, t - frame_skip]  # (B, N, 2)
+    dist = np.linalg.norm(last - last[np.arange(len(sel)), a][:, None], axis=-1)  # (B, N)
+    dist[np.arange(len(sel)), a] = np.inf
+    near = (dist < reach).sum(1)
+    return [{"others_in_reach": int(k), "items": int((near == k).sum()),
+             "r_at_event": round(float(passed[near == k].mean()), 4)}
+            for k in np.unique(near)]  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("ckpt", help="last.ckpt of a run with --model.target oracle")
     p.add_argument("items", type=Path, help="a Polis item set (pwm items polis)")
     p.add_argument("--json", type=Path, help="also write the readout as JSON")
+    p.add_argument("--by-crowding", action="store_true",
+                   help="also R at the event per number of agents within reach of A")  # fmt: skip
     args = p.parse_args(argv)
     try:
         model, hp = load_world_model(args.ckpt)
@@ -101,9 +153,20 @@ def main(argv: list[str] | None = None) -> None:
         items = ds.read_json("items.json")["items"]
         table = readout(model, hp["history"], ds.array("state"), ds.array("actions"), items,
                         ds.manifest["state_layout"], hp.get("frame_skip", 1))  # fmt: skip
+        if args.by_crowding:
+            reach = ds.manifest["config"]["world"]["exchange_radius"]
+            table["by_crowding"] = by_crowding(
+                model, hp["history"], ds.array("state"), ds.array("actions"),
+                ds.array("positions"), items, ds.manifest["state_layout"], reach,
+                hp.get("frame_skip", 1))  # fmt: skip
     except (CheckpointError, DatasetError, ValueError, KeyError) as exc:
         sys.exit(f"oracle_readout.py: error: {exc}")
     for context, row in table.items():
+        if context == "by_crowding":
+            for r in row:
+                print(f"others within reach of A {r['others_in_reach']}: {r['items']} items, "
+                      f"R at the event {r['r_at_event']:.3f}")  # fmt: skip
+            continue
         print(f"{context:<9} " + "  ".join(f"{k} {v:.3f}" for k, v in row.items()))
     if args.json:
         args.json.write_text(json.dumps(table, indent=1) + "\n")

@@ -13,7 +13,7 @@ from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "experiments"))
-from oracle_readout import readout  # noqa: E402
+from oracle_readout import by_crowding, readout  # noqa: E402
 
 from pwm.models import EncoderConfig, PredictorConfig, WorldModel, build_world_model  # noqa: E402
 from pwm.module import JEPAModule  # noqa: E402
@@ -69,6 +69,26 @@ def test_predictions_are_mapped_back_to_state_units_per_agent_and_context():
     assert out["provoked"]["a_err_if_c"] == pytest.approx(want, abs=1e-4)
     with pytest.raises(ValueError, match="no provoked_D items"):
         readout(m, 4, state, actions, items[:1], LAYOUT)
+
+
+def test_r_at_the_event_is_split_by_the_agents_within_reach_of_a():
+    m = oracle()
+    value = torch.zeros(12)
+    value[1 * 6 + 5] = 3.0  # agent 1 (A) predicted to show D: a defection is the smaller error
+    m.predictor = Constant(value)
+    items = [{"condition": "provoked_D", "episode": e, "t_star": 4, "agent_a": 1, "agent_b": 0}
+             for e in range(3)]  # fmt: skip
+    state, actions = np.zeros((3, 6, 12), np.float32), np.zeros((3, 6, 2), np.float32)
+    pos = np.zeros((3, 6, 2, 2), np.float32)  # (episodes, frames, agents, xy): 2 agents
+    pos[:, :, 0] = [0.1, 0.0]  # B within reach 0.2 of A (at the origin) everywhere
+    pos[1, 3, 0] = [0.5, 0.0]  # episode 1: B out of reach at t* - 1, the frame that counts
+    pos[2, 2, 0] = [0.5, 0.0]  # episode 2: out of reach two frames before: does not count
+    rows = by_crowding(m, 4, state, actions, pos, items, LAYOUT, reach=0.2)
+    assert rows == [{"others_in_reach": 0, "items": 1, "r_at_event": 1.0},
+                    {"others_in_reach": 1, "items": 2, "r_at_event": 1.0}]  # fmt: skip
+    value[1 * 6 + 5], value[1 * 6 + 4] = 0.0, 3.0  # now A predicted to show C: R fails
+    assert [r["r_at_event"] for r in by_crowding(m, 4, state, actions, pos, items, LAYOUT, 0.2)] == [
+        0.0, 0.0]
 
 
 def test_command_line_refuses_a_model_that_is_not_an_oracle(tmp_path):

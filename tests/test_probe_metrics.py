@@ -18,6 +18,23 @@ def test_paired_accuracy_counts_ties_as_half():
     assert np.isnan(M.paired_accuracy(np.array([]), np.array([])))
 
 
+def test_last_bit_differences_are_ties_and_real_differences_are_not():
+    # two sides holding the same float32 scores, summed in another order or nudged by a few
+    # ulps (another batch or thread count), are a tie; a difference of 1e-4 relative is not
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(1000, 2)).astype(np.float32)
+    imp, pl = a.sum(1, dtype=np.float32), a[:, ::-1].sum(1, dtype=np.float32)
+    nudged = np.nextafter(np.nextafter(imp, np.float32(np.inf)), np.float32(np.inf))
+    assert (M.pair_outcomes(nudged, pl) == 0.5).all()
+    assert (M.pair_outcomes(pl, nudged) == 0.5).all()
+    real = pl + 1e-4 * np.abs(pl) + 1e-30
+    assert (M.pair_outcomes(real, pl) == 1.0).all() and (M.pair_outcomes(pl, real) == 0.0).all()
+    # infinities: equal ones tie, NaN never wins
+    inf, nan = np.inf, np.nan
+    assert M.pair_outcomes(np.array([inf, inf, nan, 1.0]), np.array([inf, 1.0, 1.0, nan])).tolist() == [
+        0.5, 1.0, 0.0, 0.0]
+
+
 def test_sum_rule_cancels_cue_rarity():
     # a "defection is rare" scorer: D outcomes score 1, C outcomes 0, whatever the history.
     # quadruplet sides: {trust_D, provoked_C} vs {trust_C, provoked_D}

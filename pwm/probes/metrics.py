@@ -2,7 +2,7 @@
 
 The same functions score every model, every baseline and both worlds. Scores are "higher = more
 surprising"; a pair is (implausible, plausible) from the same group. Choices: ties count 0.5
-everywhere; CIs are percentile bootstraps (scipy) over pairs, or hierarchical over training seeds
+everywhere, and two scores within a relative `TIE_RTOL` (1e-6, a few float32 ulps) are a tie; CIs are percentile bootstraps (scipy) over pairs, or hierarchical over training seeds
 then pairs; the chance band is the central `level` quantile interval of the metric over randomly
 initialised networks; a comparison *passes* when its CI lower bound is above 0.5 and the value is
 above the chance band.
@@ -31,13 +31,27 @@ POLIS_TESTS = {
 }
 
 
-def pair_outcomes(imp: np.ndarray, pl: np.ndarray) -> np.ndarray:
+# Two scores closer than this, relative to the larger, are a tie: float32 rounding is 6e-8
+# relative, and the same surprise computed in another batch, thread count or BLAS differs in its
+# last bits (BENCH.md: a ViT's embedding of a frame depends on the batch it is encoded in).
+TIE_RTOL = 1e-6
+
+
+def pair_outcomes(imp: np.ndarray, pl: np.ndarray, rtol: float = TIE_RTOL) -> np.ndarray:
     """Per pair: 1 if the implausible score is higher, 0.5 on a tie, 0 otherwise, (P,).
 
+    A tie is equality or a difference within `rtol` of the larger magnitude.
     Why: a VoE judgement is a forced choice between two versions of one scene; counting ties as
-    half keeps a detector that cannot tell them apart (equal scores) exactly at chance.
+    half keeps a detector that cannot tell them apart (equal scores) exactly at chance, and the
+    tolerance keeps a pair whose two sides hold the same scores from being decided by the last
+    bits of a float sum (which moved a pixel model's Q by 0.02 between two probe passes whose
+    surprises differed by 7.5e-9).
     """
-    return np.where(imp > pl, 1.0, np.where(imp == pl, 0.5, 0.0))
+    imp, pl = np.asarray(imp, dtype=float), np.asarray(pl, dtype=float)
+    with np.errstate(invalid="ignore"):  # inf - inf: equal infinities are caught by ==
+        near = np.abs(imp - pl) <= rtol * np.maximum(np.abs(imp), np.abs(pl))
+        tie = (imp == pl) | (near & np.isfinite(imp) & np.isfinite(pl))
+    return np.where(tie, 0.5, np.where(imp > pl, 1.0, 0.0))
 
 
 def paired_accuracy(imp: np.ndarray, pl: np.ndarray) -> float:
