@@ -23,8 +23,10 @@ def save(run: Path, name: str, w: torch.Tensor) -> None:
 
 def metrics(path: Path, r: float) -> None:
     path.mkdir(parents=True)
-    model = {"comparisons": {"R": {"max": {"paired_accuracy": r, "ci": [r - 0.03, r + 0.03]}}},
-             "history_effect": {"max": {"value": r - 0.1, "ci": [r - 0.15, r - 0.05]}}}
+    model = {
+        "comparisons": {"R": {"max": {"paired_accuracy": r, "ci": [r - 0.03, r + 0.03]}}},
+        "history_effect": {"max": {"value": r - 0.1, "ci": [r - 0.15, r - 0.05]}},
+    }
     (path / "metrics.json").write_text(json.dumps({"items": [{"scorers": {"model": model}}]}))
 
 

@@ -87,8 +87,8 @@ def test_r_at_the_event_is_split_by_the_agents_within_reach_of_a():
     assert rows == [{"others_in_reach": 0, "items": 1, "r_at_event": 1.0},
                     {"others_in_reach": 1, "items": 2, "r_at_event": 1.0}]  # fmt: skip
     value[1 * 6 + 5], value[1 * 6 + 4] = 0.0, 3.0  # now A predicted to show C: R fails
-    assert [r["r_at_event"] for r in by_crowding(m, 4, state, actions, pos, items, LAYOUT, 0.2)] == [
-        0.0, 0.0]
+    rows = by_crowding(m, 4, state, actions, pos, items, LAYOUT, 0.2)
+    assert [r["r_at_event"] for r in rows] == [0.0, 0.0]
 
 
 def test_command_line_refuses_a_model_that_is_not_an_oracle(tmp_path):

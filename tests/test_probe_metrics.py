@@ -31,8 +31,8 @@ def test_last_bit_differences_are_ties_and_real_differences_are_not():
     assert (M.pair_outcomes(real, pl) == 1.0).all() and (M.pair_outcomes(pl, real) == 0.0).all()
     # infinities: equal ones tie, NaN never wins
     inf, nan = np.inf, np.nan
-    assert M.pair_outcomes(np.array([inf, inf, nan, 1.0]), np.array([inf, 1.0, 1.0, nan])).tolist() == [
-        0.5, 1.0, 0.0, 0.0]
+    out = M.pair_outcomes(np.array([inf, inf, nan, 1.0]), np.array([inf, 1.0, 1.0, nan]))
+    assert out.tolist() == [0.5, 1.0, 0.0, 0.0]
 
 
 def test_sum_rule_cancels_cue_rarity():

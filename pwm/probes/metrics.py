@@ -2,7 +2,8 @@
 
 The same functions score every model, every baseline and both worlds. Scores are "higher = more
 surprising"; a pair is (implausible, plausible) from the same group. Choices: ties count 0.5
-everywhere, and two scores within a relative `TIE_RTOL` (1e-6, a few float32 ulps) are a tie; CIs are percentile bootstraps (scipy) over pairs, or hierarchical over training seeds
+everywhere, and two scores within a relative `TIE_RTOL` (1e-6, a few float32 ulps) are a tie;
+CIs are percentile bootstraps (scipy) over pairs, or hierarchical over training seeds
 then pairs; the chance band is the central `level` quantile interval of the metric over randomly
 initialised networks; a comparison *passes* when its CI lower bound is above 0.5 and the value is
 above the chance band.
