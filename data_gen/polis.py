@@ -369,18 +369,28 @@ def frame_arrays(n: int) -> dict[str, tuple[tuple[int, ...], type]]:
     }
 
 
-def observe(truth: dict[str, np.ndarray]) -> np.ndarray:
-    """Symbolic observation (B, T, 6N) float32: per agent (x, y, vx, vy, cue_c, cue_d)."""
+def state_layout(n_agents: int, links: bool = False) -> list[str]:
+    """The per-agent features of `observe`'s state, in order."""
+    return ["x", "y", "vx", "vy", "cue_c", "cue_d"] + (
+        [f"link_{j}" for j in range(n_agents)] if links else []
+    )
+
+
+def observe(truth: dict[str, np.ndarray], links: bool = False) -> np.ndarray:
+    """Symbolic observation (B, T, F N) float32: per agent (x, y, vx, vy, cue_c, cue_d) and,
+    with `links`, a one-hot of the agent its exchange link is drawn to (`link_j`; all 0 without
+    a link): the line the pixels show between partners (PolisConfig.state_links)."""
     cues = truth["cues"]
-    per = np.concatenate(
-        [
-            truth["positions"],
-            truth["velocities"],
-            (cues == CUE_C)[..., None],
-            (cues == CUE_D)[..., None],
-        ],
-        axis=-1,
-    )  # (B, T, N, 6)
+    parts = [
+        truth["positions"],
+        truth["velocities"],
+        (cues == CUE_C)[..., None],
+        (cues == CUE_D)[..., None],
+    ]
+    if links:
+        n = cues.shape[-1]
+        parts.append(truth["links"][..., None] == np.arange(n))  # (B, T, N, N): -1 matches none
+    per = np.concatenate(parts, axis=-1)  # (B, T, N, F)
     return per.reshape(*per.shape[:2], -1).astype(np.float32)
 
 
@@ -395,7 +405,7 @@ def pixels(config: PolisConfig, truth: dict[str, np.ndarray], colors=None) -> np
 def simulate(config: PolisConfig, rng: np.random.Generator, batch: int) -> dict[str, np.ndarray]:
     """`generate_dataset`'s simulate: B episodes of pixels, state, actions and ground truth."""
     truth = run(config, draw_scenario(config, rng, batch))
-    truth["state"] = observe(truth)
+    truth["state"] = observe(truth, config.state_links)
     if config.image_size:
         truth["pixels"] = pixels(config, truth)
     return truth

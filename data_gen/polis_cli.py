@@ -73,6 +73,12 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         default = "" if name == "dispositions" else getattr(d, name)
         shown = "none: the population's mix" if name == "dispositions" else default
         parser.add_argument(flag, type=kind, default=default, help=f"{text} (default {shown})")
+    parser.add_argument(
+        "--state-links",
+        action="store_true",
+        help="the state also carries each agent's exchange link (a one-hot of its partner, "
+        "link_0..link_{N-1}): the line the pixels draw between partners (default off)",
+    )
     if command == "generate":
         parser.add_argument("--episodes-per-shard", type=int, default=64, help="shard size")
     else:
@@ -94,6 +100,7 @@ def config(args: argparse.Namespace, command: str) -> PolisConfig | ItemsConfig 
     world = {
         name: getattr(args, flag[2:].replace("-", "_")) for flag, (name, _, _) in _WORLD.items()
     }
+    world["state_links"] = args.state_links
     if world["dispositions"]:
         world["dispositions"] = parse_dispositions(world["dispositions"])
         world["population"] = "custom"
@@ -225,7 +232,7 @@ def _layout(cfg: PolisConfig) -> dict:
     """What the arrays mean, for readers of the manifest."""
     return {
         "num_objects": cfg.n_agents,
-        "state_layout": ["x", "y", "vx", "vy", "cue_c", "cue_d"],
+        "state_layout": polis.state_layout(cfg.n_agents, cfg.state_links),
         "action_dim": 3,
         "action_layout": ["move_x", "move_y", "cd"],
         "obs_shape": [cfg.image_size, cfg.image_size, 3],

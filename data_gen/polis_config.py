@@ -162,6 +162,7 @@ class PolisConfig:
     payoff_r: float = 3.0
     payoff_p: float = 1.0
     payoff_s: float = 0.0
+    state_links: bool = False
 
     def __post_init__(self):
         if self.population not in POPULATION_NAMES:

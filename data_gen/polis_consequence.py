@@ -146,7 +146,7 @@ def _crop_and_render(cfg: ConsequenceConfig, truth: dict, fields: dict) -> dict:
     rows = np.arange(len(window))[:, None]
     arrays = {k: truth[k][rows, window] for k in polis.frame_arrays(n)}
     arrays |= {k: truth[k] for k in ("dispositions", "tremble", "hobbesian")}
-    arrays["state"] = polis.observe(arrays)
+    arrays["state"] = polis.observe(arrays, cfg.world.state_links)
     arrays["pixels"] = polis.pixels(cfg.world, arrays)  # (E, T', S, S, 3)
     for k, dtype in _FIELDS.items():
         arrays[f"pair_{k}"] = np.asarray(fields[k], dtype=dtype)

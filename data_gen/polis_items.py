@@ -272,7 +272,7 @@ def _crop_and_render(cfg: ItemsConfig, items: list) -> dict[str, np.ndarray]:
         fields["b"].append(found.b)
         fields["frame0"].append(f0)
     arrays = {k: np.stack(v) for k, v in out.items()}
-    arrays["state"] = polis.observe(arrays)
+    arrays["state"] = polis.observe(arrays, w.state_links)
     arrays["pixels"] = polis.pixels(w, arrays, arrays["colors"])  # (E, T, S, S, 3)
     change = arrays["pixels"][:, cfg.before].astype(np.float64)
     change -= arrays["pixels"][:, cfg.before - 1]

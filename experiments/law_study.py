@@ -40,7 +40,10 @@ LAW = "experiments/law.yaml"
 STEPS = 3000
 LAWS = ("reciprocity", "justice")
 SIZE = ["--image-size", "16"]
-# variant -> (the model's world, the diff files after law.yaml); "round" is law.yaml itself
+# variant -> (the model's world, the diff files after law.yaml); "round" is law.yaml itself.
+# A variant in DATA_VARIANTS trains and probes on its own copy of the law's datasets, made with
+# the extra world options given there (same seeds: the same episodes, another observation).
+DATA_VARIANTS = {"links": ["--state-links"]}
 VARIANTS = {
     "round": ("polis", []),
     "oracle": ("polis", ["experiments/law/oracle.yaml"]),
@@ -51,28 +54,32 @@ VARIANTS = {
     "flat": ("polis", ["experiments/law/flat.yaml"]),
     "h4": ("polis", ["experiments/law/h4.yaml"]),
     "deep": ("polis", ["experiments/law/deep.yaml"]),
+    "links": ("polis", []),
     "physical": ("physics", []),
 }
 MODEL = {"polis": "political", "physics": "physical"}
 
 
-def datasets(laws: list[str]) -> dict[str, Path]:
-    """Every dataset the chosen laws need (made unless finished)."""
+def datasets(laws: list[str], variants: list[str] = ()) -> dict[str, Path]:
+    """Every dataset the chosen laws (and variants with their own data) need (made unless
+    finished)."""
     d = {"physics": dataset("generate", "physics", DATA / "physics", "--episodes", "2048",
                             "--frames", "241", "--seed", "0", *SIZE),
          # t* late enough for 8 steps of 6 frames of context (the round-level models)
          "physics_items": dataset("items", "physics", DATA / "physics_items", "--items", "500",
                                   "--frames", "72", "--t-star-min", "50", "--t-star-max", "66",
                                   "--seed", "1", *SIZE)}  # fmt: skip
+    extra = {"": []} | {f"-{v}": DATA_VARIANTS[v] for v in variants if v in DATA_VARIANTS}
     for law in laws:
-        given = ["--law", law, *SIZE]
-        d[law] = dataset("generate", "polis", DATA / law, "--episodes", "2048", "--frames", "241",
-                         "--seed", "0", *given)  # fmt: skip
-        d[f"{law}_items"] = dataset("items", "polis", DATA / f"{law}_items", "--items", "500",
-                                    "--seed", "1", *given)  # fmt: skip
-        d[f"{law}_consequence"] = dataset("items", "polis", DATA / f"{law}_consequence",
-                                          "--items", "200", "--seed", "4", "--consequence",
-                                          *given)  # fmt: skip
+        for suffix, options in extra.items():
+            given, name = ["--law", law, *SIZE, *options], law + suffix
+            d[name] = dataset("generate", "polis", DATA / name, "--episodes", "2048",
+                              "--frames", "241", "--seed", "0", *given)  # fmt: skip
+            d[f"{name}_items"] = dataset("items", "polis", DATA / f"{name}_items", "--items",
+                                         "500", "--seed", "1", *given)  # fmt: skip
+            d[f"{name}_consequence"] = dataset("items", "polis", DATA / f"{name}_consequence",
+                                               "--items", "200", "--seed", "4", "--consequence",
+                                               *given)  # fmt: skip
     return d
 
 
@@ -81,7 +88,8 @@ def train_and_probe(d: dict, variant: str, law: str, seed: int) -> list[Path]:
     probe; the `round` models also on the physics items (the 2x2). The physical model (one run
     per seed, whatever the law): on the physics items and on every law's Polis items."""
     world, diffs = VARIANTS[variant]
-    data = d["physics"] if world == "physics" else d[law]
+    sets = law + (f"-{variant}" if variant in DATA_VARIANTS else "")
+    data = d["physics"] if world == "physics" else d[sets]
     tag = variant if world == "physics" else f"{variant}-{law}"
     configs = [*BASE, f"experiments/{MODEL[world]}.yaml", LAW, *diffs]
     ckpt = fit(f"law-{tag}-s{seed}", configs, STEPS, f"--data.path={data}",
@@ -89,7 +97,7 @@ def train_and_probe(d: dict, variant: str, law: str, seed: int) -> list[Path]:
     if world == "physics":
         jobs = [(tag, "physics_items", []), (f"{tag} x {law}", f"{law}_items", ["--cross-world"])]
     else:
-        jobs = [(tag, f"{law}_items", ["--consequence", str(d[f"{law}_consequence"])])]
+        jobs = [(tag, f"{sets}_items", ["--consequence", str(d[f"{sets}_consequence"])])]
         if variant == "round":
             jobs.append((f"{tag} x physics", "physics_items", ["--cross-world"]))
     return [
@@ -267,7 +275,7 @@ def main() -> None:
 
 def study(args) -> None:
     """The parts asked for (every step skips what is finished: runner.py)."""
-    d = datasets(args.laws)
+    d = datasets(args.laws, args.variants)
     if "fit" in args.part:
         for seed in args.seeds:
             for variant in args.variants:
