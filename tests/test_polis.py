@@ -254,6 +254,28 @@ def test_cli_generate_manifest_rates_and_workers(tmp_path, capsys):
     json.dumps(m)
 
 
+def test_state_links_add_the_partner_one_hot_and_change_nothing_else(tmp_path):
+    base = ["generate", "polis", "--episodes", "4", "--frames", "25", "--image-size", "16",
+            "--seed", "3"]  # fmt: skip
+    assert cli.main([*base, "--out", str(tmp_path / "plain")]) == 0
+    assert cli.main([*base, "--out", str(tmp_path / "links"), "--state-links"]) == 0
+    plain, links = open_dataset(tmp_path / "plain"), open_dataset(tmp_path / "links")
+    assert plain.manifest["state_layout"] == ["x", "y", "vx", "vy", "cue_c", "cue_d"]
+    layout = links.manifest["state_layout"]
+    assert layout == plain.manifest["state_layout"] + [f"link_{j}" for j in range(6)]
+    s0, s1 = plain.array("state"), links.array("state")
+    per0, per1 = s0.reshape(*s0.shape[:2], 6, 6), s1.reshape(*s1.shape[:2], 6, 12)
+    np.testing.assert_array_equal(per1[..., :6], per0)  # same episodes, same first features
+    np.testing.assert_array_equal(links.array("pixels"), plain.array("pixels"))
+    hot, partner = per1[..., 6:], links.array("links")
+    assert (partner >= 0).any() and (partner < 0).any()  # frames with and without a link
+    assert (hot.sum(-1) == (partner >= 0)).all()
+    e, t, i = np.nonzero(partner >= 0)
+    assert (hot[e, t, i, partner[e, t, i]] == 1).all()
+    # the link is symmetric: i's partner j has i as its partner
+    assert (partner[e, t, partner[e, t, i]] == i).all()
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [

@@ -17,6 +17,7 @@ from data_gen.polis_items import (
     read_items,
     simulate_items,
 )
+from pwm.data.format import open_dataset
 
 CFG = ItemsConfig(world=PolisConfig(frames=480, image_size=32))  # law justice: every condition
 NAMES = names_of("justice")
@@ -145,6 +146,19 @@ def test_reciprocity_items_have_no_norm_control(tmp_path):
     assert doc["law"] == "reciprocity" and "norm_D" not in doc["conditions"]
     assert len(doc["items"]) == 2 * len(names_of("reciprocity")) == 2 * (G - 1)
     assert "control_norm" not in {c["name"] for c in doc["comparisons"]}
+
+
+def test_items_with_state_links_carry_the_partner_one_hot(tmp_path):
+    flags = ["--items", "2", "--image-size", "16", "--law", "reciprocity", "--state-links"]
+    assert cli.main(["items", "polis", *flags, "--out", str(tmp_path / "r")]) == 0
+    ds = open_dataset(tmp_path / "r")
+    assert ds.manifest["state_layout"][6:] == [f"link_{j}" for j in range(6)]
+    state, partner = ds.array("state"), ds.array("links")
+    hot = state.reshape(*state.shape[:2], 6, 12)[..., 6:]
+    assert (hot.sum(-1) == (partner >= 0)).all() and (partner >= 0).any()
+    for x in read_items(tmp_path / "r")["items"]:  # A and B are linked at the event
+        if x["condition"] in ("trust_D", "provoked_D"):
+            assert hot[x["episode"], x["t_star"], x["agent_a"], x["agent_b"]] == 1
 
 
 def test_cli_items_bad_input(tmp_path, capsys):
