@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from data_gen.polis import pair
 from pwm.data.format import DatasetError, open_dataset
 from pwm.probes import metrics as M
 
@@ -69,6 +70,23 @@ def crowding(
     return out
 
 
+def paired_with_b(
+    per_item: dict, positions: np.ndarray, reach: float, frame_skip: int = 6
+) -> float:
+    """Fraction of provoked_D items in which Polis's own closest-first pairing of the positions
+    at t* - frame_skip pairs A with B: the partner is decidable from the last context frame."""
+    rows = [i for i, c in enumerate(per_item["condition"]) if c == "provoked_D"]
+    if not rows:
+        raise CrowdingError("no provoked_D items in the probe's items")
+    hits = []
+    for i in rows:
+        ep, t = per_item["item_id"][i], per_item["t_star"][i]
+        last = positions[ep, t - frame_skip]  # (N, 2)
+        d = np.linalg.norm(last[:, None] - last[None], axis=-1)[None]  # (1, N, N)
+        hits.append(pair(d, reach)[0, per_item["agent_a"][i]] == per_item["agent_b"][i])
+    return float(np.mean(hits))
+
+
 def load(probe: Path, items: Path) -> tuple[dict, np.ndarray, float]:
     """The probe's per-item scores (with each item's A) and the item set's positions, reach."""
     f = probe / "metrics.json"
@@ -84,6 +102,7 @@ def load(probe: Path, items: Path) -> tuple[dict, np.ndarray, float]:
     known = {x["item_id"]: x for x in ds.read_json("items.json")["items"]}
     try:
         per["agent_a"] = [known[i]["agent_a"] for i in per["item_id"]]
+        per["agent_b"] = [known[i]["agent_b"] for i in per["item_id"]]
     except KeyError as exc:
         raise CrowdingError(f"{probe} was not probed on {items} (item {exc} unknown)") from None
     return per, ds.array("positions"), ds.manifest["config"]["world"]["exchange_radius"]
@@ -102,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
             raise CrowdingError(f"--frame-skip must be >= 1, got {args.frame_skip}")
         per, positions, reach = load(args.probe, args.items)
         table = crowding(per, positions, reach, args.test, args.frame_skip)
+        b = paired_with_b(per, positions, reach, args.frame_skip)
     except (CrowdingError, DatasetError) as exc:
         print(f"crowding.py: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -109,8 +129,10 @@ def main(argv: list[str] | None = None) -> None:
         cells = ", ".join(f"{r['others_in_reach']}: {r['paired_accuracy']:.2f} ({r['groups']})"
                           for r in rows)  # fmt: skip
         print(f"{scorer:<15} {args.test} by agents within reach of A (groups): {cells}")
+    print(f"Polis's closest-first pairing at t* - {args.frame_skip} pairs A with B in {b:.3f} of "
+          "the provoked_D items")  # fmt: skip
     if args.json:
-        args.json.write_text(json.dumps(table, indent=1) + "\n")
+        args.json.write_text(json.dumps(table | {"paired_with_b": b}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
