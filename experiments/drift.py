@@ -22,6 +22,7 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 TESTS = ("M2", "R", "M1", "M1C", "Q")
@@ -62,16 +63,20 @@ def weight_drift(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict
 
 def probe_table(path: Path) -> dict[str, dict]:
     """Named Polis comparisons (max aggregator) and history effects of a probe folder's first
-    item set: value and CI."""
+    item set: value, CI and per-pair outcomes; the model's per-item scores under "_scores"."""
     f = path / "metrics.json"
     if not f.is_file():
         raise DriftError(f"{path} has no metrics.json (expected a `pwm probe` folder)")
-    items = json.loads(f.read_text())["items"][0]["scorers"]["model"]
+    entry = json.loads(f.read_text())["items"][0]
+    items = entry["scorers"]["model"]
     out = {}
+    scores = entry.get("per_item", {}).get("scores", {}).get("model", {}).get("max")
+    if scores is not None:
+        out["_scores"] = scores
     for t in TESTS:
         c = items["comparisons"].get(t, {}).get("max")
         if c:
-            out[t] = {"value": c["paired_accuracy"], "ci": c["ci"]}
+            out[t] = {"value": c["paired_accuracy"], "ci": c["ci"], "outcomes": c.get("outcomes")}
     for key, name in (("history_effect", "HE"), ("history_effect_m1", "M1 + M1C - 1")):
         h = items.get(key, {}).get("max")
         if h:
@@ -88,13 +93,20 @@ def drift(run_a: Path, run_b: Path, probes: tuple[Path, Path] | None = None) -> 
     if probes:
         pa, pb = probe_table(probes[0]), probe_table(probes[1])
         rows = {}
-        for k in pa.keys() & pb.keys():
+        for k in (pa.keys() & pb.keys()) - {"_scores"}:
             a, b = pa[k], pb[k]
             half = (a["ci"][1] - a["ci"][0]) / 2
             rows[k] = {"a": a["value"], "b": b["value"], "diff": b["value"] - a["value"],
                        "ci_half_width_a": half,
                        "beyond_ci": abs(b["value"] - a["value"]) > half}  # fmt: skip
+            if a.get("outcomes") is not None and b.get("outcomes") is not None:
+                rows[k]["pairs_flipped"] = int(np.sum(np.array(a["outcomes"]) != b["outcomes"]))
         out["probe"] = {k: rows[k] for k in sorted(rows)}
+        if "_scores" in pa and "_scores" in pb and len(pa["_scores"]) == len(pb["_scores"]):
+            sa, sb = np.asarray(pa["_scores"], float), np.asarray(pb["_scores"], float)
+            out["scores"] = {"max_abs_diff": float(np.nanmax(np.abs(sa - sb))),
+                             "median_relative_diff": float(np.nanmedian(np.abs(sa - sb)
+                                                                        / np.abs(sa)))}  # fmt: skip
     return out
 
 
@@ -114,7 +126,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"step {step}: max |w_A - w_B| {w['max_abs']:.3g}, relative L2 {w['rel_l2']:.3g}")
     for k, r in out.get("probe", {}).items():
         mark = " (beyond A's CI half-width)" if r["beyond_ci"] else ""
-        print(f"{k}: {r['a']:.3f} vs {r['b']:.3f} (diff {r['diff']:+.3f}){mark}")
+        flips = f", {r['pairs_flipped']} pairs flipped" if "pairs_flipped" in r else ""
+        print(f"{k}: {r['a']:.3f} vs {r['b']:.3f} (diff {r['diff']:+.3f}{flips}){mark}")
+    if "scores" in out:
+        sc = out["scores"]
+        print(f"per-item event scores: max |diff| {sc['max_abs_diff']:.3g}, median relative "
+              f"{sc['median_relative_diff']:.3g}")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(out, indent=1) + "\n")
 

@@ -23,11 +23,15 @@ def save(run: Path, name: str, w: torch.Tensor) -> None:
 
 def metrics(path: Path, r: float) -> None:
     path.mkdir(parents=True)
+    outcomes = [1.0, 0.0] if r > 0.8 else [1.0, 1.0]
     model = {
-        "comparisons": {"R": {"max": {"paired_accuracy": r, "ci": [r - 0.03, r + 0.03]}}},
+        "comparisons": {"R": {"max": {"paired_accuracy": r, "ci": [r - 0.03, r + 0.03],
+                                      "outcomes": outcomes}}},
         "history_effect": {"max": {"value": r - 0.1, "ci": [r - 0.15, r - 0.05]}},
-    }
-    (path / "metrics.json").write_text(json.dumps({"items": [{"scorers": {"model": model}}]}))
+    }  # fmt: skip
+    per = {"scores": {"model": {"max": [1.0, 2.0 * r]}}}
+    doc = {"items": [{"scorers": {"model": model}, "per_item": per}]}
+    (path / "metrics.json").write_text(json.dumps(doc))
 
 
 def test_weight_drift_per_common_step_and_probe_differences(tmp_path):
@@ -47,6 +51,9 @@ def test_weight_drift_per_common_step_and_probe_differences(tmp_path):
     assert out["weights"][3000]["rel_l2"] == pytest.approx(0.5 / 5.0)
     assert out["probe"]["R"]["diff"] == pytest.approx(0.05) and out["probe"]["R"]["beyond_ci"]
     assert out["probe"]["HE"]["a"] == pytest.approx(0.70)
+    assert out["probe"]["R"]["pairs_flipped"] == 1
+    assert out["scores"]["max_abs_diff"] == pytest.approx(0.1)
+    assert out["scores"]["median_relative_diff"] == pytest.approx(0.1 / 1.6 / 2)
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path):
