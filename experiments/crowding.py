@@ -53,13 +53,9 @@ def crowding(
         raise CrowdingError(f"no {imp_c} / {pl_c} pairs in the probe's items")
     imp = np.array([idx[(imp_c, g)] for g in groups])
     pl = np.array([idx[(pl_c, g)] for g in groups])
-    near = np.empty(len(groups), dtype=int)
-    for k, i in enumerate(pl):  # the pair shares its prefix: the plausible item's positions
-        ep, t, a = per_item["item_id"][i], per_item["t_star"][i], per_item["agent_a"][i]
-        last = positions[ep, t - frame_skip]  # (N, 2)
-        d = np.linalg.norm(last - last[a], axis=-1)
-        d[a] = np.inf
-        near[k] = int((d < reach).sum())
+    near = others_in_reach(positions, [per_item["item_id"][i] for i in pl],
+                           [per_item["t_star"][i] for i in pl],
+                           [per_item["agent_a"][i] for i in pl], reach, frame_skip)  # fmt: skip
     out = {}
     for scorer, by_agg in per_item["scores"].items():
         s = np.asarray(by_agg["max"], dtype=float)
@@ -70,6 +66,17 @@ def crowding(
     return out
 
 
+def others_in_reach(positions, episodes, t_star, agent_a, reach: float, frame_skip: int):
+    """Per item, the number of agents other than A within `reach` of A at t* - frame_skip, (B,);
+    positions (E, T, N, 2), the other arguments one entry per item. (The pair shares its prefix:
+    either item's positions serve.)"""
+    ep, a = np.asarray(episodes), np.asarray(agent_a)
+    last = positions[ep, np.asarray(t_star) - frame_skip]  # (B, N, 2)
+    d = np.linalg.norm(last - last[np.arange(len(ep)), a][:, None], axis=-1)  # (B, N)
+    d[np.arange(len(ep)), a] = np.inf
+    return (d < reach).sum(1)
+
+
 def paired_with_b(
     per_item: dict, positions: np.ndarray, reach: float, frame_skip: int = 6
 ) -> float:
@@ -78,13 +85,13 @@ def paired_with_b(
     rows = [i for i, c in enumerate(per_item["condition"]) if c == "provoked_D"]
     if not rows:
         raise CrowdingError("no provoked_D items in the probe's items")
-    hits = []
-    for i in rows:
-        ep, t = per_item["item_id"][i], per_item["t_star"][i]
-        last = positions[ep, t - frame_skip]  # (N, 2)
-        d = np.linalg.norm(last[:, None] - last[None], axis=-1)[None]  # (1, N, N)
-        hits.append(pair(d, reach)[0, per_item["agent_a"][i]] == per_item["agent_b"][i])
-    return float(np.mean(hits))
+    ep = np.array([per_item["item_id"][i] for i in rows])
+    t = np.array([per_item["t_star"][i] for i in rows])
+    last = positions[ep, t - frame_skip]  # (B, N, 2)
+    partner = pair(np.linalg.norm(last[:, :, None] - last[:, None], axis=-1), reach)  # (B, N)
+    a = np.array([per_item["agent_a"][i] for i in rows])
+    b = np.array([per_item["agent_b"][i] for i in rows])
+    return float(np.mean(partner[np.arange(len(rows)), a] == b))
 
 
 def load(probe: Path, items: Path) -> tuple[dict, np.ndarray, float]:

@@ -17,6 +17,7 @@ equivalent runs (thread counts, BLAS, CPU) accumulate; the study states it besid
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import re
 import sys
@@ -44,6 +45,23 @@ def checkpoints(run: Path) -> dict[int, Path]:
         if m:
             out[int(m.group(1))] = f
     return out
+
+
+def losses(run: Path) -> dict[int, str]:
+    """step -> the logged training loss, as written (metrics.csv); {} without a log."""
+    f = run / "metrics.csv"
+    if not f.is_file():
+        return {}
+    with f.open(newline="") as fh:
+        return {int(r["step"]): r["train/loss"] for r in csv.DictReader(fh) if r.get("train/loss")}
+
+
+def loss_drift(a: dict[int, str], b: dict[int, str]) -> dict:
+    """Logged steps both runs hold, how many carry the identical loss, the first that differs."""
+    common = sorted(a.keys() & b.keys())
+    differ = [s for s in common if a[s] != b[s]]
+    return {"common_logged_steps": len(common), "identical": len(common) - len(differ),
+            "first_difference": differ[0] if differ else None}  # fmt: skip
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
@@ -87,9 +105,12 @@ def probe_table(path: Path) -> dict[str, dict]:
 def drift(run_a: Path, run_b: Path, probes: tuple[Path, Path] | None = None) -> dict:
     ca, cb = checkpoints(run_a), checkpoints(run_b)
     common = sorted(set(ca) & set(cb))
-    if not common:
-        raise DriftError(f"{run_a} and {run_b} saved no checkpoint at the same step")
-    out = {"weights": {s: weight_drift(weights(ca[s]), weights(cb[s])) for s in common}}
+    trace = loss_drift(losses(run_a), losses(run_b))
+    if not common and not trace["common_logged_steps"]:
+        raise DriftError(f"{run_a} and {run_b} saved no checkpoint and logged no loss at the "
+                         "same step")  # fmt: skip
+    out = {"weights": {s: weight_drift(weights(ca[s]), weights(cb[s])) for s in common},
+           "losses": trace}  # fmt: skip
     if probes:
         pa, pb = probe_table(probes[0]), probe_table(probes[1])
         rows = {}
@@ -122,6 +143,12 @@ def main(argv: list[str] | None = None) -> None:
     except (DriftError, KeyError, RuntimeError) as exc:
         print(f"drift.py: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    lo = out["losses"]
+    if lo["common_logged_steps"]:
+        first = lo["first_difference"]
+        where = f"the first difference at step {first}" if first is not None else "none differ"
+        print(f"logged training losses: {lo['identical']} of {lo['common_logged_steps']} common "
+              f"steps identical; {where}")  # fmt: skip
     for step, w in out["weights"].items():
         print(f"step {step}: max |w_A - w_B| {w['max_abs']:.3g}, relative L2 {w['rel_l2']:.3g}")
     for k, r in out.get("probe", {}).items():

@@ -190,6 +190,21 @@ def set_threads(threads: int) -> None:
         os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
 
 
+def main(study, run, args, keep_data: bool, state: tuple[str, ...] = ()) -> None:
+    """A study's entry point: `run()` in this process (`--launcher none`) or as jobs; prints the
+    wall time and exits with the jobs' code when one failed."""
+    t0 = time.time()
+    if args.launcher == "none":
+        set_threads(args.threads)
+        run()
+        code = 0
+    else:
+        code = launch(study, run, args, keep_data=keep_data, state=state)
+    print(f"finished in {(time.time() - t0) / 60:.1f} min")
+    if code:
+        raise SystemExit(code)
+
+
 def launch(study, run, args, keep_data: bool, state: tuple[str, ...] = ()) -> int:
     """Run the study's `run()` as jobs (args: add_arguments' options); the exit code."""
     jobs = plan(study, run, keep_data)

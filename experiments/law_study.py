@@ -260,17 +260,7 @@ def main() -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     launcher.add_arguments(p)
     args = p.parse_args()
-    t0 = time.time()
-    if args.launcher == "none":
-        launcher.set_threads(args.threads)
-        study(args)
-        code = 0
-    else:
-        code = launcher.launch(sys.modules[__name__], lambda: study(args), args,
-                               keep_data="data" in args.part)  # fmt: skip
-    print(f"finished in {(time.time() - t0) / 60:.1f} min")
-    if code:
-        raise SystemExit(code)
+    launcher.main(sys.modules[__name__], lambda: study(args), args, keep_data="data" in args.part)
 
 
 def study(args) -> None:

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from crowding import others_in_reach
 
 from pwm.checkpoint import CheckpointError, load_world_model
 from pwm.data.format import DatasetError, open_dataset
@@ -42,6 +43,40 @@ from pwm.models import WorldModel
 from pwm.probes.surprise import steps
 
 CONTEXTS = {"trust": "trust_C", "provoked": "provoked_D"}
+
+
+def _select(items: list[dict], condition: str) -> list[dict]:
+    sel = [x for x in items if x["condition"] == condition]
+    if not sel:
+        raise ValueError(f"no {condition} items: not a Polis betrayal item set")
+    return sel
+
+
+def _predict(model, history, state, actions, sel, frame_skip) -> torch.Tensor:
+    """The standardised state predicted at t* (B, F) from the `history` steps of `frame_skip`
+    frames before it, with their action blocks, as in training."""
+    ep, t = np.array([x["episode"] for x in sel]), sel[0]["t_star"]
+    span = slice(t - history * frame_skip, t)
+    obs = torch.from_numpy(state[ep, span]).float()  # (B, H S, F)
+    act = torch.from_numpy(actions[ep, span]).float()  # (B, H S, A)
+    obs, act, _ = steps(obs, act, frame_skip, 0)  # (B, H, F), (B, H, A S)
+    return model.predict(model.encode(obs), act)[:, -1]
+
+
+def _a_errors(pred_z, sel, layout, mean, std) -> dict[str, torch.Tensor]:
+    """A's squared cue error at t* if A cooperates / defects, standardised units, per item."""
+    per = len(layout)
+    a = torch.tensor([x["agent_a"] for x in sel]) * per
+    cols = torch.stack([a + layout.index("cue_c"), a + layout.index("cue_d")], dim=1)  # (B, 2)
+    have = pred_z.gather(1, cols)  # (B, 2): A's predicted cue_c, cue_d
+    onehots = {"a_err_if_c": [1.0, 0.0], "a_err_if_d": [0.0, 1.0]}
+    return {name: (have - (torch.tensor(v) - mean[cols]) / std[cols]).square().sum(1)
+            for name, v in onehots.items()}  # fmt: skip
+
+
+def _standardiser(model: WorldModel) -> tuple[torch.Tensor, torch.Tensor]:
+    bn = model.projector.bn
+    return bn.running_mean, torch.sqrt(bn.running_var + bn.eps)
 
 
 @torch.no_grad()
@@ -58,24 +93,14 @@ def readout(
     `frame_skip` frames before it, with their action blocks, as in training), in state units,
     P(D) from them, and A's cue error if it cooperates or defects (standardised units, mean over
     items)."""
-    bn = model.projector.bn
-    mean, std = bn.running_mean, torch.sqrt(bn.running_var + bn.eps)
-    per, H = len(layout), history
+    mean, std = _standardiser(model)
+    per = len(layout)
     c_idx, d_idx = layout.index("cue_c"), layout.index("cue_d")
     model.eval()
     out = {}
     for context, condition in CONTEXTS.items():
-        sel = [x for x in items if x["condition"] == condition]
-        if not sel:
-            raise ValueError(f"no {condition} items: not a Polis betrayal item set")
-        ep = np.array([x["episode"] for x in sel])
-        t = sel[0]["t_star"]
-        span = slice(t - H * frame_skip, t)
-        obs = torch.from_numpy(state[ep, span]).float()  # (B, H S, F)
-        act = torch.from_numpy(actions[ep, span]).float()  # (B, H S, A)
-        obs, act, _ = steps(obs, act, frame_skip, 0)  # (B, H, F), (B, H, A S)
-        z = model.encode(obs)  # (B, H, F)
-        pred_z = model.predict(z, act)[:, -1]  # (B, F): standardised state at t*
+        sel = _select(items, condition)
+        pred_z = _predict(model, history, state, actions, sel, frame_skip)
         pred = pred_z * std + mean  # (B, F): raw units
         row = {}
         for who in ("a", "b"):
@@ -84,12 +109,7 @@ def readout(
             d = pred[torch.arange(len(sel)), agent * per + d_idx]
             c, d = c.mean().item(), d.mean().item()  # ratio of means: per-item c + d can be ~0
             row |= {f"{who}_cue_c": c, f"{who}_cue_d": d, f"{who}_p_defect": d / (c + d)}
-        a = torch.tensor([x["agent_a"] for x in sel]) * per
-        cols = torch.stack([a + c_idx, a + d_idx], dim=1)  # (B, 2): A's cue_c, cue_d features
-        have = pred_z.gather(1, cols)  # (B, 2)
-        for name, onehot in (("a_err_if_c", [1.0, 0.0]), ("a_err_if_d", [0.0, 1.0])):
-            want = (torch.tensor(onehot) - mean[cols]) / std[cols]  # (B, 2): the cue, standardised
-            row[name] = (have - want).square().sum(1).mean().item()
+        row |= {k: v.mean().item() for k, v in _a_errors(pred_z, sel, layout, mean, std).items()}
         out[context] = {k: round(v, 4) for k, v in row.items()}
     return out
 
@@ -109,29 +129,13 @@ def by_crowding(
     """Per number of other agents within `reach` of A at t* - frame_skip: provoked items and the
     fraction whose A cue error is larger for a cooperation than for a defection (R at the event,
     A's cue features only)."""
-    sel = [x for x in items if x["condition"] == CONTEXTS["provoked"]]
-    if not sel:
-        raise ValueError("no provoked_D items: not a Polis betrayal item set")
-    ep = np.array([x["episode"] for x in sel])
-    a = np.array([x["agent_a"] for x in sel])
-    t = sel[0]["t_star"]
-    obs = torch.from_numpy(state[ep, t - history * frame_skip : t]).float()
-    act = torch.from_numpy(actions[ep, t - history * frame_skip : t]).float()
-    obs, act, _ = steps(obs, act, frame_skip, 0)
+    sel = _select(items, CONTEXTS["provoked"])
     model.eval()
-    pred_z = model.predict(model.encode(obs), act)[:, -1]  # (B, F)
-    bn = model.projector.bn
-    mean, std = bn.running_mean, torch.sqrt(bn.running_var + bn.eps)
-    per = len(layout)
-    cols = torch.stack([torch.from_numpy(a) * per + layout.index(k) for k in ("cue_c", "cue_d")], 1)
-    have = pred_z.gather(1, cols)  # (B, 2)
-    err = {o: (have - (torch.tensor(v) - mean[cols]) / std[cols]).square().sum(1)
-           for o, v in (("c", [1.0, 0.0]), ("d", [0.0, 1.0]))}  # fmt: skip
-    passed = (err["c"] > err["d"]).numpy()
-    last = positions[ep, t - frame_skip]  # (B, N, 2)
-    dist = np.linalg.norm(last - last[np.arange(len(sel)), a][:, None], axis=-1)  # (B, N)
-    dist[np.arange(len(sel)), a] = np.inf
-    near = (dist < reach).sum(1)
+    pred_z = _predict(model, history, state, actions, sel, frame_skip)
+    err = _a_errors(pred_z, sel, layout, *_standardiser(model))
+    passed = (err["a_err_if_c"] > err["a_err_if_d"]).numpy()
+    near = others_in_reach(positions, [x["episode"] for x in sel], [x["t_star"] for x in sel],
+                           [x["agent_a"] for x in sel], reach, frame_skip)  # fmt: skip
     return [{"others_in_reach": int(k), "items": int((near == k).sum()),
              "r_at_event": round(float(passed[near == k].mean()), 4)}
             for k in np.unique(near)]  # fmt: skip

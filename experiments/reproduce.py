@@ -369,17 +369,8 @@ def main() -> None:
             print(f"reproduce.py --rerun: error: {e}", file=sys.stderr)
             raise SystemExit(2) from None
     set_scale(args.scale)
-    t0 = time.time()
-    if args.launcher == "none":
-        launcher.set_threads(args.threads)
-        study(args)
-        code = 0
-    else:
-        code = launcher.launch(sys.modules[__name__], lambda: study(args), args,
-                               keep_data="data" in args.part, state=STATE)  # fmt: skip
-    print(f"finished in {(time.time() - t0) / 60:.1f} min")
-    if code:
-        raise SystemExit(code)
+    launcher.main(sys.modules[__name__], lambda: study(args), args,
+                  keep_data="data" in args.part, state=STATE)  # fmt: skip
 
 
 def study(args) -> None:

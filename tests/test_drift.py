@@ -42,11 +42,14 @@ def test_weight_drift_per_common_step_and_probe_differences(tmp_path):
     save(a, "latest-step=3000.ckpt", w)
     save(b, "latest-step=3000.ckpt", w + torch.tensor([0.0, 0.5]))
     save(b, "step-2000.ckpt", w)  # only in b: not compared
+    (a / "metrics.csv").write_text("step,train/loss,val/loss\n9,1.5,\n19,0.9,\n20,,0.8\n29,0.7,\n")
+    (b / "metrics.csv").write_text("step,train/loss,val/loss\n9,1.5,\n19,0.91,\n29,0.7,\n")
     metrics(tmp_path / "pa", 0.80)
     metrics(tmp_path / "pb", 0.85)
     out = drift(a, b, (tmp_path / "pa", tmp_path / "pb"))
     assert list(out["weights"]) == [1000, 3000]
     assert out["weights"][1000] == {"max_abs": 0.0, "rel_l2": 0.0}
+    assert out["losses"] == {"common_logged_steps": 3, "identical": 2, "first_difference": 19}
     assert out["weights"][3000]["max_abs"] == pytest.approx(0.5)
     assert out["weights"][3000]["rel_l2"] == pytest.approx(0.5 / 5.0)
     assert out["probe"]["R"]["diff"] == pytest.approx(0.05) and out["probe"]["R"]["beyond_ci"]
@@ -65,5 +68,5 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
     res = subprocess.run([sys.executable, str(ROOT / "experiments" / "drift.py"),
                           str(tmp_path / "b"), str(tmp_path / "c")],
                          capture_output=True, text=True)  # fmt: skip
-    assert res.returncode == 2 and "no checkpoint at the same step" in res.stderr
+    assert res.returncode == 2 and "no checkpoint and logged no loss" in res.stderr
     assert res.stderr.count("\n") == 1
