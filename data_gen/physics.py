@@ -16,7 +16,9 @@ only a little. `rollout` also replays recorded actions open-loop (VoE items).
 
 Arrays per episode (DESIGN 3.4), T = frames, N = num_objects, S = image_size:
 `pixels` (T, S, S, 3) uint8; `state` (T, 6N) float32, per object (x, y, vx, vy, cue_c, cue_d),
-object-major (reshape to (T, N, 6)), cue columns zero here (Polis uses the same layout);
+object-major (reshape to (T, N, 6)), cue columns zero here (Polis uses the same layout); with
+`state_links`, N more zero columns per object (T, N (6 + N)): Polis's link one-hot, which
+physics never draws, so a model can be probed across worlds on a state with links;
 `actions` (T, 2) float32, the force applied at frame t (moves t -> t+1); ground truth
 `positions`, `velocities` (T, N, 2) float64 (velocity at frame t, before that frame's force);
 `collisions` (T, N, N) bool, pair (i, j) collided during the move t -> t+1 (symmetric);
@@ -47,6 +49,8 @@ class PhysicsConfig:
     force_max: largest force (velocity change per frame) on the ego; 0 disables the ego's policy.
     ego_drag: the policy's velocity feedback (keeps the ego's speed stationary), in (0, 1).
     ego_smoothness: per-frame correlation of the policy's random force (OU process), in [0, 1).
+    state_links: the state's per-object link columns (all zero: no exchanges here), the same
+        layout as `pwm generate polis --state-links` (render.state_layout).
     """
 
     num_objects: int = 6
@@ -57,6 +61,7 @@ class PhysicsConfig:
     force_max: float = 0.004
     ego_drag: float = 0.05
     ego_smoothness: float = 0.95
+    state_links: bool = False
 
     def validate(self) -> None:
         """Raise ValueError (one line, naming the option) if the config cannot be simulated."""
@@ -257,12 +262,13 @@ def episode_arrays(cfg: PhysicsConfig, traj: dict, colors=None, visible=None) ->
     colors = PALETTE[:N] if colors is None else colors
     shown = np.where(visible[..., None], pos, OFFSCREEN) if visible is not None else pos
     pixels = render(shown, cfg.radius, cfg.image_size, colors)  # (n, T, S, S, 3)
-    state = np.concatenate([pos, vel, np.zeros((n, T, N, 2))], axis=-1)  # (n, T, N, 6)
+    empty = 2 + (N if cfg.state_links else 0)  # cue (and link) columns: nothing drawn here
+    state = np.concatenate([pos, vel, np.zeros((n, T, N, empty))], axis=-1)  # (n, T, N, F)
     if visible is not None:
         state = state * visible[..., None]
     return {
         "pixels": pixels,
-        "state": state.reshape(n, T, 6 * N).astype(np.float32),  # (n, T, 6N)
+        "state": state.reshape(n, T, -1).astype(np.float32),  # (n, T, F N)
         "actions": traj["actions"].astype(np.float32),  # (n, T, 2)
         "positions": pos,
         "velocities": vel,

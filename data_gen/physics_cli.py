@@ -14,6 +14,7 @@ import functools
 
 from data_gen.physics import PhysicsConfig, simulate
 from data_gen.physics_items import CONDITIONS, ItemsConfig, simulate_items, write_items_json
+from data_gen.render import state_layout
 from data_gen.writer import generate_dataset, shard_sizes
 
 
@@ -26,6 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--ego-drag", type=float, default=d.ego_drag, help="ego policy drag")
     parser.add_argument(
         "--ego-smoothness", type=float, default=d.ego_smoothness, help="ego OU correlation"
+    )
+    parser.add_argument(
+        "--state-links",
+        action="store_true",
+        help="add Polis's per-object link columns to the state (all zero here), so that a "
+        "model of Polis states with links can be probed on physics items and the reverse",
     )
     if command == "items":
         parser.add_argument("--frames", type=int, default=di.physics.frames, help="frames per item")
@@ -47,6 +54,7 @@ def physics_config(args: argparse.Namespace) -> PhysicsConfig:
         force_max=args.force_max,
         ego_drag=args.ego_drag,
         ego_smoothness=args.ego_smoothness,
+        state_links=args.state_links,
     )
 
 
@@ -106,7 +114,7 @@ def _layout(cfg: PhysicsConfig) -> dict:
     """What the arrays mean, for readers of the manifest."""
     return {
         "num_objects": cfg.num_objects,
-        "state_layout": ["x", "y", "vx", "vy", "cue_c", "cue_d"],
+        "state_layout": state_layout(cfg.num_objects, cfg.state_links),
         "action_dim": 2,
         "obs_shape": [cfg.image_size, cfg.image_size, 3],
     }

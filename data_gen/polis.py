@@ -52,7 +52,7 @@ from data_gen import agents
 from data_gen.agents import C
 from data_gen.polis_config import POPULATIONS, PolisConfig
 from data_gen.polis_exchange import Social, exchange
-from data_gen.render import CUE_C, CUE_D, PALETTE, render
+from data_gen.render import CUE_C, CUE_D, PALETTE, render, state_layout  # noqa: F401 (re-export)
 
 DAMPING = 0.1  # fraction of velocity lost per frame
 NEAR = 0.3  # distance below which the pull toward a trusted agent fades linearly
@@ -367,13 +367,6 @@ def frame_arrays(n: int) -> dict[str, tuple[tuple[int, ...], type]]:
         "links": ((n,), np.int8),  # link drawn to this partner, -1 none
         "actions": ((3,), np.float32),  # the ego's [move_x, move_y, cd], see module docstring
     }
-
-
-def state_layout(n_agents: int, links: bool = False) -> list[str]:
-    """The per-agent features of `observe`'s state, in order."""
-    return ["x", "y", "vx", "vy", "cue_c", "cue_d"] + (
-        [f"link_{j}" for j in range(n_agents)] if links else []
-    )
 
 
 def observe(truth: dict[str, np.ndarray], links: bool = False) -> np.ndarray:

@@ -41,6 +41,16 @@ from __future__ import annotations
 
 import numpy as np
 
+
+def state_layout(n_objects: int, links: bool = False) -> list[str]:
+    """The per-object features of both worlds' symbolic state, in order: what the frames draw
+    (position, velocity, the two cue kinds and, with `links`, a one-hot of the object the exchange
+    link is drawn to). Physics leaves the cue and link columns zero."""
+    return ["x", "y", "vx", "vy", "cue_c", "cue_d"] + (
+        [f"link_{j}" for j in range(n_objects)] if links else []
+    )
+
+
 CUE_NONE, CUE_C, CUE_D = 0, 1, 2
 BACKGROUND = np.array([100, 100, 100], dtype=np.uint8)
 LINK_COLOR = np.array([150, 150, 150], dtype=np.uint8)

@@ -4,7 +4,8 @@
 
 1. physics and Polis training sets (512 physics and 2,048 Polis episodes; Polis: civilized, law
    `reciprocity`, the lag-1 rung of the law ladder; 241-frame episodes, state and 16 px
-   frames: the pixel-difference baseline reads them) and item sets (Polis: B is the ego, K in
+   frames: the pixel-difference baseline reads them; the state with the exchange links,
+   `--state-links`, in both worlds: all zero in physics) and item sets (Polis: B is the ego, K in
    1, 2, 4, 8 rounds; physics: t* after frame 50, so that 8 rounds of context fit before it);
 2. the physical and the political world model, identical architecture and recipe
    (experiments/base.yaml + experiments/law.yaml + experiments/demo.yaml: the social-law study's
@@ -18,7 +19,9 @@
 `--quick` runs the same steps at a tenth of the size (64 episodes, 100 steps: a few minutes)
 into data/demo-quick and runs/demo-quick-*: a check that the pipeline runs, not a result.
 Re-runnable: finished datasets, runs and probes are kept (experiments/runner.py); delete
-`data/demo`, `runs/demo-*` to start over. What it shows and what it does not: README, "Demo".
+`data/demo`, `runs/demo-*` to start over (a kept dataset made by other options, e.g. by an
+older demo without the link columns, stops the demo with one line saying so). What it shows
+and what it does not: README, "Demo".
 """
 
 from __future__ import annotations
@@ -35,6 +38,11 @@ from pwm.probes import summary
 SIZE = ["--image-size", "16"]
 STEPS = 1500
 LAW = ["--law", "reciprocity"]
+# both worlds' states carry the exchange link columns (Polis: a one-hot of the agent each link is
+# drawn to; physics: the same columns, all zero): the link is the lever that took the social-law
+# study's R from 0.84 to 0.90 (experiments/results/law/README.md, "Why R stopped at 0.84"), and the
+# same layout in both worlds keeps the 2x2's cross-world probes possible.
+LINKS = ["--state-links"]
 # physics items with t* in [50, 66] of 72 frames: 8 steps of 6 frames of context before t*
 PHYSICS_ITEMS = ["--frames", "72", "--t-star-min", "50", "--t-star-max", "66"]
 # scale -> (name, physics training episodes, Polis training episodes, physics item pairs, Polis
@@ -54,9 +62,9 @@ def main(scale: str = "full") -> None:
     tag, n_physics, n_polis, pairs, groups, steps, extra = SCALES[scale]
     data, out = Path("data") / tag, Path("runs") / f"{tag}-probes"
     physics = dataset("generate", "physics", data / "physics", "--episodes", str(n_physics),
-                      "--frames", "241", "--seed", "0", *SIZE)  # fmt: skip
+                      "--frames", "241", "--seed", "0", *SIZE, *LINKS, strict=True)  # fmt: skip
     polis = dataset("generate", "polis", data / "polis", "--episodes", str(n_polis), "--frames",
-                    "241", "--seed", "0", *LAW, *SIZE)  # fmt: skip
+                    "241", "--seed", "0", *LAW, *SIZE, *LINKS, strict=True)  # fmt: skip
     items = {
         "physics": dataset(
             "items",
@@ -68,6 +76,8 @@ def main(scale: str = "full") -> None:
             "1",
             *PHYSICS_ITEMS,
             *SIZE,
+            *LINKS,
+            strict=True,
         ),  # fmt: skip
         "polis": dataset(
             "items",
@@ -79,6 +89,8 @@ def main(scale: str = "full") -> None:
             "1",
             *LAW,
             *SIZE,
+            *LINKS,
+            strict=True,
         ),  # fmt: skip
     }
     probes = []

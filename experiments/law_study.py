@@ -10,7 +10,8 @@ variant's diff under experiments/law/ (VARIANTS: the lever it changes). Parts:
   episodes of 241 frames, 40 rounds; 16 px frames, unused by the state models), an item set of
   500 groups per condition (DESIGN 4.2: B is the ego, K in 1, 2, 4, 8 rounds, a 60-frame prefix)
   and a counterfactual set of 200 pairs (the consequence probe); a physics training set of the
-  same size for the physical model.
+  same size for the physical model. A variant in DATA_VARIANTS (`links`, `physical-links`) gets
+  its own copy of every set with its world options (`--state-links`: zero link columns in physics).
 - fit: train every (variant, law, seed) and probe it on its law's items with the consequence
   probe; the physical model is probed on both laws' Polis items (`--cross-world`: zero actions).
 - report: `pwm report` over every finished probe -> experiments/results/law/ (REPORT, GOALS with
@@ -41,9 +42,12 @@ STEPS = 3000
 LAWS = ("reciprocity", "justice")
 SIZE = ["--image-size", "16"]
 # variant -> (the model's world, the diff files after law.yaml); "round" is law.yaml itself.
-# A variant in DATA_VARIANTS trains and probes on its own copy of the law's datasets, made with
-# the extra world options given there (same seeds: the same episodes, another observation).
-DATA_VARIANTS = {"links": ["--state-links"]}
+# A variant in DATA_VARIANTS trains and probes on its own copy of the datasets (both worlds'),
+# named with the suffix and made with the extra world options given there (same seeds: the same
+# episodes, another observation). `links`: Polis's state with the exchange link one-hot; the
+# physics state with the same columns, all zero, so the 2x2's cross-world probes read one layout.
+LINKS = ("-links", ["--state-links"])
+DATA_VARIANTS = {"links": LINKS, "physical-links": LINKS}
 VARIANTS = {
     "round": ("polis", []),
     "oracle": ("polis", ["experiments/law/oracle.yaml"]),
@@ -56,20 +60,25 @@ VARIANTS = {
     "deep": ("polis", ["experiments/law/deep.yaml"]),
     "links": ("polis", []),
     "physical": ("physics", []),
+    "physical-links": ("physics", []),
 }
+TWO_BY_TWO = {"round", "links"}  # political variants also probed on the physics items
 MODEL = {"polis": "political", "physics": "physical"}
 
 
 def datasets(laws: list[str], variants: list[str] = ()) -> dict[str, Path]:
     """Every dataset the chosen laws (and variants with their own data) need (made unless
     finished)."""
-    d = {"physics": dataset("generate", "physics", DATA / "physics", "--episodes", "2048",
-                            "--frames", "241", "--seed", "0", *SIZE),
-         # t* late enough for 8 steps of 6 frames of context (the round-level models)
-         "physics_items": dataset("items", "physics", DATA / "physics_items", "--items", "500",
-                                  "--frames", "72", "--t-star-min", "50", "--t-star-max", "66",
-                                  "--seed", "1", *SIZE)}  # fmt: skip
-    extra = {"": []} | {f"-{v}": DATA_VARIANTS[v] for v in variants if v in DATA_VARIANTS}
+    d = {}
+    extra = {"": []} | dict(DATA_VARIANTS[v] for v in variants if v in DATA_VARIANTS)
+    for suffix, options in extra.items():
+        name = "physics" + suffix
+        d[name] = dataset("generate", "physics", DATA / name, "--episodes", "2048",
+                          "--frames", "241", "--seed", "0", *SIZE, *options)  # fmt: skip
+        # t* late enough for 8 steps of 6 frames of context (the round-level models)
+        d[f"{name}_items"] = dataset("items", "physics", DATA / f"{name}_items", "--items", "500",
+                                     "--frames", "72", "--t-star-min", "50", "--t-star-max",
+                                     "66", "--seed", "1", *SIZE, *options)  # fmt: skip
     for law in laws:
         for suffix, options in extra.items():
             given, name = ["--law", law, *SIZE, *options], law + suffix
@@ -85,21 +94,24 @@ def datasets(laws: list[str], variants: list[str] = ()) -> dict[str, Path]:
 
 def train_and_probe(d: dict, variant: str, law: str, seed: int) -> list[Path]:
     """One run and its probes. A political model: on its law's items, with the consequence
-    probe; the `round` models also on the physics items (the 2x2). The physical model (one run
-    per seed, whatever the law): on the physics items and on every law's Polis items."""
+    probe; the `round` and `links` models also on the physics items (the 2x2). The physical
+    model (one run per seed, whatever the law): on the physics items and on every law's Polis
+    items (with the variant's data suffix: `physical-links` on the link sets)."""
     world, diffs = VARIANTS[variant]
-    sets = law + (f"-{variant}" if variant in DATA_VARIANTS else "")
-    data = d["physics"] if world == "physics" else d[sets]
+    suffix = DATA_VARIANTS.get(variant, ("", []))[0]
+    sets, physics = law + suffix, "physics" + suffix
+    data = d[physics] if world == "physics" else d[sets]
     tag = variant if world == "physics" else f"{variant}-{law}"
     configs = [*BASE, f"experiments/{MODEL[world]}.yaml", LAW, *diffs]
     ckpt = fit(f"law-{tag}-s{seed}", configs, STEPS, f"--data.path={data}",
                f"--seed_everything={seed}", f"--data.split_seed={seed}")  # fmt: skip
     if world == "physics":
-        jobs = [(tag, "physics_items", []), (f"{tag} x {law}", f"{law}_items", ["--cross-world"])]
+        jobs = [(tag, f"{physics}_items", []),
+                (f"{tag} x {law}", f"{sets}_items", ["--cross-world"])]  # fmt: skip
     else:
         jobs = [(tag, f"{sets}_items", ["--consequence", str(d[f"{sets}_consequence"])])]
-        if variant == "round":
-            jobs.append((f"{tag} x physics", "physics_items", ["--cross-world"]))
+        if variant in TWO_BY_TWO:
+            jobs.append((f"{tag} x physics", f"{physics}_items", ["--cross-world"]))
     return [
         probe(ckpt, [d[items]], PROBES / f"{name.replace(' ', '-')}-s{seed}", "--name", name, *opts)
         for name, items, opts in jobs

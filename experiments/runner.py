@@ -34,8 +34,10 @@ def run(args: list[str]) -> None:
     print(f"  ({time.time() - t0:.0f} s)", flush=True)
 
 
-def dataset(command: str, world: str, out: Path, *options: str) -> Path:
-    """`pwm generate|items WORLD --out OUT ...` unless OUT is already a finished dataset."""
+def dataset(command: str, world: str, out: Path, *options: str, strict: bool = False) -> Path:
+    """`pwm generate|items WORLD --out OUT ...` unless OUT is already a finished dataset. A kept
+    dataset made by other options is a warning, or with `strict` a one-line exit (code 2): a
+    caller whose later steps would silently reuse runs trained on it (the demo) asks for that."""
     if (out / "manifest.json").exists():
         from pwm import provenance  # here: it imports lightning (seconds), which a job need not
 
@@ -47,8 +49,12 @@ def dataset(command: str, world: str, out: Path, *options: str) -> Path:
             print(f"- {out}: exists, kept (generated at {made[0]['commit'][:7]}{dirty})")
             asked = ["pwm", command, world, "--out", str(out), *options]
             if _options(made[0]["argv"]) != _options(asked):
-                print(f"  warning: it was made by `{' '.join(made[0]['argv'])}`, not "
-                      f"`{' '.join(asked)}`: delete it to make it anew")  # fmt: skip
+                said = (f"{out} was made by `{' '.join(made[0]['argv'])}`, not "
+                        f"`{' '.join(asked)}`: delete it to make it anew")  # fmt: skip
+                if strict:
+                    print(f"error: {said}", file=sys.stderr)
+                    raise SystemExit(2)
+                print(f"  warning: {said}")
     else:
         run([command, world, "--out", str(out), *options])
     return out

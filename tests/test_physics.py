@@ -132,6 +132,36 @@ def test_generate_is_deterministic_across_workers_and_shards(tmp_path):
     assert m["shards"] == ds.manifest["shards"]
 
 
+def test_state_links_add_zero_link_columns_and_change_nothing_else(tmp_path):
+    run = lambda name, *extra: data_main(
+        ["generate", "physics", "--out", str(tmp_path / name), *GEN, *extra]
+    )  # noqa: E731
+    assert run("plain") == 0 and run("links", "--state-links") == 0
+    plain, links = open_dataset(tmp_path / "plain"), open_dataset(tmp_path / "links")
+    layout = ["x", "y", "vx", "vy", "cue_c", "cue_d"]
+    assert plain.manifest["state_layout"] == layout
+    assert links.manifest["state_layout"] == layout + [f"link_{j}" for j in range(6)]
+    assert links.shape("state") == (6, 72) and plain.shape("state") == (6, 36)
+    s0, s1 = plain.array("state"), links.array("state")
+    per0, per1 = s0.reshape(*s0.shape[:2], 6, 6), s1.reshape(*s1.shape[:2], 6, 12)
+    np.testing.assert_array_equal(per1[..., :6], per0)  # same episodes, same first features
+    assert (per1[..., 6:] == 0).all() and (per1[..., :4] != 0).any()
+    np.testing.assert_array_equal(links.array("pixels"), plain.array("pixels"))
+
+
+def test_items_with_state_links_match_polis_links_layout(tmp_path):
+    flags = ["--items", "2", "--image-size", "16", "--seed", "1"]
+    assert data_main(["items", "physics", "--out", str(tmp_path / "p"), *flags]) == 0
+    assert data_main(["items", "physics", "--out", str(tmp_path / "l"), *flags,
+                      "--state-links"]) == 0  # fmt: skip
+    plain, links = open_dataset(tmp_path / "p"), open_dataset(tmp_path / "l")
+    s0, s1 = plain.array("state"), links.array("state")
+    per1 = s1.reshape(*s1.shape[:2], 6, 12)
+    np.testing.assert_array_equal(per1[..., :6], s0.reshape(*s0.shape[:2], 6, 6))
+    assert (per1[..., 6:] == 0).all()
+    assert links.manifest["state_layout"][6:] == [f"link_{j}" for j in range(6)]
+
+
 @pytest.mark.parametrize(
     "args, option",
     [

@@ -294,3 +294,15 @@ def test_polis_sim_lookahead_runs_closed_loop():
     budget = CEMConfig(samples=8, topk=2, iterations=1, horizon=2, discrete="exhaustive")
     r = run_polis("sim-lookahead", cfg, PolisTask(rounds=3), 3, 0, budget)
     assert r["seconds_per_decision"] > 0 and np.isfinite(r["final_trust"]).all()
+
+
+def test_pwm_plan_physics_refuses_a_state_links_checkpoint(monkeypatch, tmp_path, capsys):
+    import pwm.planning.cli as plan_cli
+
+    links = {"observation": "state", "obs_size": 72, "objects": 6, "frame_skip": 6}
+    monkeypatch.setattr(plan_cli, "load_world_model", lambda path: (None, links))
+    out = tmp_path / "out"
+    assert pwm_main(["plan", "physics", "--ckpt", str(FIXTURE), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "12 state features per object (a --state-links layout)" in err[0]
+    assert not out.exists()

@@ -108,7 +108,14 @@ def test_a_kept_dataset_names_its_commit_and_warns_when_made_otherwise(run, caps
     out = capsys.readouterr().out
     assert "exists, kept (generated at " in out and "warning" not in out
     runner.dataset("generate", "physics", root / "data", *same[:-1], "1")
-    assert "warning: it was made by `pwm generate physics" in capsys.readouterr().out
+    assert "was made by `pwm generate physics" in capsys.readouterr().out
+    before = sorted(p.name for p in (root / "data").iterdir())
+    with pytest.raises(SystemExit) as e:  # the demo's strict mode: one line, exit 2
+        runner.dataset("generate", "physics", root / "data", *same, "--state-links", strict=True)
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and "\n" not in err and "delete it to make it anew" in err
+    assert sorted(p.name for p in (root / "data").iterdir()) == before
+    runner.dataset("generate", "physics", root / "data", *same, strict=True)  # same: kept
 
 
 def test_run_and_probe_record_inputs_checkpoint_and_config(run):
