@@ -177,6 +177,12 @@ def goals(report_json: Path, probes: list[Path]) -> str:
         rising = sum(s["ci"][0] > 0 for s in slopes)
         cells.append(f"{np.mean([s['slope'] for s in slopes]):+.3f} ({rising}/{len(slopes)})"
                      if slopes else "–")  # fmt: skip
+        # the references: the frame-only observer infers A's disposition from the K rounds it
+        # sees (its slope is that inference); the ideal observer knows it (the law's own slope)
+        refs = [mine[0][1]["scorers"].get(k, {}).get("dose_slope", {}).get("max") if mine else None
+                for k in ("frame_only", "ideal_observer")]  # fmt: skip
+        cells.append(" / ".join(f"{r['slope']:+.3f}" if r and r.get("slope") is not None
+                                else "–" for r in refs))  # fmt: skip
         for target in ("distance_to_ego", "partner_defects"):
             ratios = [r["consequence"]["model"][target]["effect_ratio"] for r, _ in mine
                       if r.get("consequence")]  # fmt: skip
@@ -194,7 +200,8 @@ def goals(report_json: Path, probes: list[Path]) -> str:
         rows.append(cells)
     header = ["model", "items", "seeds", "M1", "R", "Q", "M1C", "M2", "teleport", "HE",
               "M1 + M1C − 1",
-              "frame-only M1", "frame-only R", "dose slope (CI > 0)", "consequence: distance ratio",
+              "frame-only M1", "frame-only R", "dose slope (CI > 0)",
+              "dose slope: frame-only / ideal observer", "consequence: distance ratio",
               "consequence: defection ratio", "cues R² (random)"]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"

@@ -62,3 +62,31 @@ def test_links_2x2_the_physics_sets_carry_the_link_columns_in_both_cells(monkeyp
     law_study.train_and_probe(d, "physical", "reciprocity", 0)  # the plain physical model
     assert f"--data.path={d['physics']}" in fits[2]
     assert [p[0] for p in probes[4:]] == [[d["physics_items"]], [d["reciprocity_items"]]]
+
+
+def test_goals_table_puts_the_observers_dose_slopes_beside_the_models(tmp_path):
+    import json
+
+    comp = {"paired_accuracy": 0.95, "ci": [0.9, 0.99]}
+    key = "links-reciprocity / polis/reciprocity / polis/reciprocity"
+    report = tmp_path / "REPORT.json"
+    report.write_text(json.dumps({key: {"seeds": 2, "comparisons": {"R": comp}}}))
+    probes = []
+    for seed, (slope, low) in enumerate([(0.02, -0.01), (0.06, 0.01)]):
+        dose = lambda s, lo: {"max": {"slope": s, "ci": [lo, s + 0.05]}}  # noqa: E731
+        entry = {"world": "polis", "law": "reciprocity", "scorers": {
+            "model": {"dose_slope": dose(slope, low), "comparisons": {
+                "R": {"max": {"paired_accuracy": 0.9 + 0.1 * seed}}}},
+            "frame_only": {"dose_slope": dose(0.29, 0.25)},
+            "ideal_observer": {"dose_slope": dose(0.0, 0.0)}}}  # fmt: skip
+        run = tmp_path / f"links-reciprocity-s{seed}"
+        run.mkdir()
+        (run / "metrics.json").write_text(
+            json.dumps({"model": {"name": "links-reciprocity"}, "items": [entry]})
+        )
+        probes.append(run)
+    header, _, row = law_study.goals(report, probes).splitlines()
+    cells = dict(zip(header.split(" | "), row.split(" | "), strict=True))
+    assert cells["R"] == "0.95 [0.90, 0.99] (0.90, 1.00) ✓"
+    assert cells["dose slope (CI > 0)"] == "+0.040 (1/2)"  # the mean; one seed's CI above 0
+    assert cells["dose slope: frame-only / ideal observer"] == "+0.290 / +0.000"
