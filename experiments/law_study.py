@@ -47,7 +47,7 @@ SIZE = ["--image-size", "16"]
 # episodes, another observation). `links`: Polis's state with the exchange link one-hot; the
 # physics state with the same columns, all zero, so the 2x2's cross-world probes read one layout.
 LINKS = ("-links", ["--state-links"])
-DATA_VARIANTS = {"links": LINKS, "physical-links": LINKS}
+DATA_VARIANTS = {"links": LINKS, "links-deep": LINKS, "physical-links": LINKS}
 VARIANTS = {
     "round": ("polis", []),
     "oracle": ("polis", ["experiments/law/oracle.yaml"]),
@@ -59,6 +59,7 @@ VARIANTS = {
     "h4": ("polis", ["experiments/law/h4.yaml"]),
     "deep": ("polis", ["experiments/law/deep.yaml"]),
     "links": ("polis", []),
+    "links-deep": ("polis", ["experiments/law/deep.yaml"]),  # the link and a depth-4 predictor
     "physical": ("physics", []),
     "physical-links": ("physics", []),
 }

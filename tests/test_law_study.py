@@ -90,3 +90,15 @@ def test_goals_table_puts_the_observers_dose_slopes_beside_the_models(tmp_path):
     assert cells["R"] == "0.95 [0.90, 0.99] (0.90, 1.00) ✓"
     assert cells["dose slope (CI > 0)"] == "+0.040 (1/2)"  # the mean; one seed's CI above 0
     assert cells["dose slope: frame-only / ideal observer"] == "+0.290 / +0.000"
+
+
+def test_links_deep_stacks_the_deep_predictor_on_the_link_data(monkeypatch):
+    fits = []
+    monkeypatch.setattr(law_study, "dataset", lambda command, world, out, *o: out)
+    monkeypatch.setattr(law_study, "fit", lambda name, configs, *a: fits.append((configs, a)))
+    monkeypatch.setattr(law_study, "probe", lambda *a: None)
+    d = law_study.datasets(["justice"], ["links-deep"])
+    law_study.train_and_probe(d, "links-deep", "justice", 0)
+    ((configs, args),) = fits
+    assert configs[-1] == "experiments/law/deep.yaml"
+    assert f"--data.path={d['justice-links']}" in args
