@@ -52,7 +52,7 @@ from data_gen import agents
 from data_gen.agents import C
 from data_gen.polis_config import POPULATIONS, PolisConfig
 from data_gen.polis_exchange import Social, exchange
-from data_gen.render import CUE_C, CUE_D, PALETTE, render, state_layout  # noqa: F401 (re-export)
+from data_gen.render import CUE_C, CUE_D, PALETTE, render
 
 DAMPING = 0.1  # fraction of velocity lost per frame
 NEAR = 0.3  # distance below which the pull toward a trusted agent fades linearly

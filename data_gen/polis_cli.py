@@ -36,6 +36,7 @@ from data_gen.polis_consequence import (
     write_consequence_json,
 )
 from data_gen.polis_items import ItemsConfig, simulate_items, write_items_json
+from data_gen.render import state_layout
 from data_gen.writer import generate_dataset
 from pwm.data.format import shard_name
 
@@ -232,7 +233,7 @@ def _layout(cfg: PolisConfig) -> dict:
     """What the arrays mean, for readers of the manifest."""
     return {
         "num_objects": cfg.n_agents,
-        "state_layout": polis.state_layout(cfg.n_agents, cfg.state_links),
+        "state_layout": state_layout(cfg.n_agents, cfg.state_links),
         "action_dim": 3,
         "action_layout": ["move_x", "move_y", "cd"],
         "obs_shape": [cfg.image_size, cfg.image_size, 3],

@@ -27,6 +27,7 @@ and what it does not: README, "Demo".
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from pathlib import Path
@@ -35,14 +36,13 @@ from runner import dataset, fit, probe, run
 
 from pwm.probes import summary
 
-SIZE = ["--image-size", "16"]
 STEPS = 1500
 LAW = ["--law", "reciprocity"]
 # both worlds' states carry the exchange link columns (Polis: a one-hot of the agent each link is
 # drawn to; physics: the same columns, all zero): the link is the lever that took the social-law
 # study's R from 0.84 to 0.90 (experiments/results/law/README.md, "Why R stopped at 0.84"), and the
 # same layout in both worlds keeps the 2x2's cross-world probes possible.
-LINKS = ["--state-links"]
+OBS = ["--image-size", "16", "--state-links"]  # every set: 16 px frames, the state with links
 # physics items with t* in [50, 66] of 72 frames: 8 steps of 6 frames of context before t*
 PHYSICS_ITEMS = ["--frames", "72", "--t-star-min", "50", "--t-star-max", "66"]
 # scale -> (name, physics training episodes, Polis training episodes, physics item pairs, Polis
@@ -61,38 +61,17 @@ def main(scale: str = "full") -> None:
     t0 = time.time()
     tag, n_physics, n_polis, pairs, groups, steps, extra = SCALES[scale]
     data, out = Path("data") / tag, Path("runs") / f"{tag}-probes"
-    physics = dataset("generate", "physics", data / "physics", "--episodes", str(n_physics),
-                      "--frames", "241", "--seed", "0", *SIZE, *LINKS, strict=True)  # fmt: skip
-    polis = dataset("generate", "polis", data / "polis", "--episodes", str(n_polis), "--frames",
-                    "241", "--seed", "0", *LAW, *SIZE, *LINKS, strict=True)  # fmt: skip
-    items = {
-        "physics": dataset(
-            "items",
-            "physics",
-            data / "physics_items",
-            "--items",
-            str(pairs),
-            "--seed",
-            "1",
-            *PHYSICS_ITEMS,
-            *SIZE,
-            *LINKS,
-            strict=True,
-        ),  # fmt: skip
-        "polis": dataset(
-            "items",
-            "polis",
-            data / "polis_items",
-            "--items",
-            str(groups),
-            "--seed",
-            "1",
-            *LAW,
-            *SIZE,
-            *LINKS,
-            strict=True,
-        ),  # fmt: skip
-    }
+    # every set with the link columns; a kept set made by other options stops the demo (strict)
+    made = functools.partial(dataset, strict=True)
+    physics = made("generate", "physics", data / "physics", "--episodes", str(n_physics),
+                   "--frames", "241", "--seed", "0", *OBS)  # fmt: skip
+    polis = made("generate", "polis", data / "polis", "--episodes", str(n_polis), "--frames",
+                 "241", "--seed", "0", *LAW, *OBS)  # fmt: skip
+    physics_items = made("items", "physics", data / "physics_items", "--items", str(pairs),
+                         "--seed", "1", *PHYSICS_ITEMS, *OBS)  # fmt: skip
+    polis_items = made("items", "polis", data / "polis_items", "--items", str(groups), "--seed",
+                       "1", *LAW, *OBS)  # fmt: skip
+    items = {"physics": physics_items, "polis": polis_items}
     probes = []
     for name, world, path in (("physical", "physics", physics), ("political", "polis", polis)):
         configs = ["experiments/base.yaml", f"experiments/{name}.yaml", "experiments/law.yaml",

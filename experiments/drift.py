@@ -79,9 +79,10 @@ def weight_drift(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict
     return {"max_abs": float(diff.abs().max()), "rel_l2": float(diff.norm() / norm)}
 
 
-def probe_table(path: Path) -> dict[str, dict]:
+def probe_table(path: Path) -> tuple[dict[str, dict], list[float] | None]:
     """Named Polis comparisons (max aggregator) and history effects of a probe folder's first
-    item set: value, CI and per-pair outcomes; the model's per-item scores under "_scores"."""
+    item set (value, CI and per-pair outcomes), and the model's per-item scores (None if not
+    kept)."""
     f = path / "metrics.json"
     if not f.is_file():
         raise DriftError(f"{path} has no metrics.json (expected a `pwm probe` folder)")
@@ -89,8 +90,6 @@ def probe_table(path: Path) -> dict[str, dict]:
     items = entry["scorers"]["model"]
     out = {}
     scores = entry.get("per_item", {}).get("scores", {}).get("model", {}).get("max")
-    if scores is not None:
-        out["_scores"] = scores
     for t in TESTS:
         c = items["comparisons"].get(t, {}).get("max")
         if c:
@@ -99,7 +98,7 @@ def probe_table(path: Path) -> dict[str, dict]:
         h = items.get(key, {}).get("max")
         if h:
             out[name] = {"value": h["value"], "ci": h["ci"]}
-    return out
+    return out, scores
 
 
 def drift(run_a: Path, run_b: Path, probes: tuple[Path, Path] | None = None) -> dict:
@@ -112,9 +111,9 @@ def drift(run_a: Path, run_b: Path, probes: tuple[Path, Path] | None = None) -> 
     out = {"weights": {s: weight_drift(weights(ca[s]), weights(cb[s])) for s in common},
            "losses": trace}  # fmt: skip
     if probes:
-        pa, pb = probe_table(probes[0]), probe_table(probes[1])
+        (pa, sa), (pb, sb) = probe_table(probes[0]), probe_table(probes[1])
         rows = {}
-        for k in (pa.keys() & pb.keys()) - {"_scores"}:
+        for k in pa.keys() & pb.keys():
             a, b = pa[k], pb[k]
             half = (a["ci"][1] - a["ci"][0]) / 2
             rows[k] = {"a": a["value"], "b": b["value"], "diff": b["value"] - a["value"],
@@ -123,8 +122,8 @@ def drift(run_a: Path, run_b: Path, probes: tuple[Path, Path] | None = None) -> 
             if a.get("outcomes") is not None and b.get("outcomes") is not None:
                 rows[k]["pairs_flipped"] = int(np.sum(np.array(a["outcomes"]) != b["outcomes"]))
         out["probe"] = {k: rows[k] for k in sorted(rows)}
-        if "_scores" in pa and "_scores" in pb and len(pa["_scores"]) == len(pb["_scores"]):
-            sa, sb = np.asarray(pa["_scores"], float), np.asarray(pb["_scores"], float)
+        if sa is not None and sb is not None and len(sa) == len(sb):
+            sa, sb = np.asarray(sa, float), np.asarray(sb, float)
             out["scores"] = {"max_abs_diff": float(np.nanmax(np.abs(sa - sb))),
                              "median_relative_diff": float(np.nanmedian(np.abs(sa - sb)
                                                                         / np.abs(sa)))}  # fmt: skip

@@ -10,8 +10,8 @@ variant's diff under experiments/law/ (VARIANTS: the lever it changes). Parts:
   episodes of 241 frames, 40 rounds; 16 px frames, unused by the state models), an item set of
   500 groups per condition (DESIGN 4.2: B is the ego, K in 1, 2, 4, 8 rounds, a 60-frame prefix)
   and a counterfactual set of 200 pairs (the consequence probe); a physics training set of the
-  same size for the physical model. A variant in DATA_VARIANTS (`links`, `physical-links`) gets
-  its own copy of every set with its world options (`--state-links`: zero link columns in physics).
+  same size for the physical model. A variant in DATA_VARIANTS (the `links` family) gets its own
+  copy of every set with its world options (`--state-links`: zero link columns in physics).
 - fit: train every (variant, law, seed) and probe it on its law's items with the consequence
   probe; the physical model is probed on both laws' Polis items (`--cross-world`: zero actions).
 - report: `pwm report` over every finished probe -> experiments/results/law/ (REPORT, GOALS with

@@ -108,8 +108,9 @@ def physics(args) -> dict:
         if hparams.get("obs_size", 0) % 6:
             raise PlanningError(f"checkpoint {args.ckpt} has {hparams['obs_size']} state features,"
                                 " not 6 per disc (a physics-layout state)")  # fmt: skip
-        per = hparams["obs_size"] // max(int(hparams.get("objects") or 1), 1)
-        if int(hparams.get("objects") or 1) > 1 and per != 6:
+        objects = int(hparams.get("objects") or 1)
+        per = hparams["obs_size"] // objects
+        if objects > 1 and per != 6:
             raise PlanningError(f"checkpoint {args.ckpt} reads {per} state features per object "
                                 "(a --state-links layout); the planner builds the 6 per disc "
                                 "of the plain physics state")  # fmt: skip
