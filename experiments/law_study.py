@@ -130,7 +130,7 @@ def goals(report_json: Path, probes: list[Path]) -> str:
     per-seed values; HE; the frame-only observer's M1 and R (the ceiling) and the model's gap to
     it; the dose-response slope (betrayal - trust, on log2 K, mean over seeds, with the number of
     seeds whose 95% CI excludes 0); the consequence probe's distance and defection effect ratios
-    (predicted / true); the cue linear probe R² (random init)."""
+    (predicted / true; with the one-step predictions' ratio where the probe has it); the cue linear probe R² (random init)."""
     groups = json.loads(report_json.read_text())
     entries: dict[tuple[str, str], list[tuple[dict, dict]]] = {}
     for p in probes:
@@ -185,11 +185,13 @@ def goals(report_json: Path, probes: list[Path]) -> str:
         cells.append(" / ".join(f"{r['slope']:+.3f}" if r and r.get("slope") is not None
                                 else "–" for r in refs))  # fmt: skip
         for target in ("distance_to_ego", "partner_defects"):
-            ratios = [r["consequence"]["model"][target]["effect_ratio"] for r, _ in mine
-                      if r.get("consequence")]  # fmt: skip
-            ratios = [v for v in ratios if v is not None]
-            cells.append(f"{np.mean(ratios):.2f} ({', '.join(f'{v:.2f}' for v in ratios)})"
-                         if ratios else "–")  # fmt: skip
+            blocks = [r["consequence"]["model"][target] for r, _ in mine if r.get("consequence")]
+            ratios = [b["effect_ratio"] for b in blocks if b["effect_ratio"] is not None]
+            # the one-step predictions' ratio (from real frames; probes since it exists)
+            taught = [b["one_step_ratio"] for b in blocks if b.get("one_step_ratio") is not None]
+            cell = f"{np.mean(ratios):.2f} ({', '.join(f'{v:.2f}' for v in ratios)})"
+            cell += f"; one-step {np.mean(taught):.2f}" if taught else ""
+            cells.append(cell if ratios else "–")
         cue = [e.get("linear_probes", {}).get("targets", {}).get("cues") for _, e in mine]
         cue = [c for c in cue if c]
         cells.append(

@@ -81,15 +81,22 @@ def test_goals_table_puts_the_observers_dose_slopes_beside_the_models(tmp_path):
             "ideal_observer": {"dose_slope": dose(0.0, 0.0)}}}  # fmt: skip
         run = tmp_path / f"links-reciprocity-s{seed}"
         run.mkdir()
-        (run / "metrics.json").write_text(
-            json.dumps({"model": {"name": "links-reciprocity"}, "items": [entry]})
-        )
+        # the consequence probe: seed 1's probe also has the one-step ratio (seed 0's predates it)
+        conseq = {t: {"effect_ratio": 0.4 + 0.2 * seed} for t in ("distance_to_ego",
+                                                                  "partner_defects")}  # fmt: skip
+        if seed == 1:
+            conseq["distance_to_ego"]["one_step_ratio"] = 0.1
+        (run / "metrics.json").write_text(json.dumps({
+            "model": {"name": "links-reciprocity"}, "items": [entry],
+            "consequence": {"model": conseq}}))  # fmt: skip
         probes.append(run)
     header, _, row = law_study.goals(report, probes).splitlines()
     cells = dict(zip(header.split(" | "), row.split(" | "), strict=True))
     assert cells["R"] == "0.95 [0.90, 0.99] (0.90, 1.00) ✓"
     assert cells["dose slope (CI > 0)"] == "+0.040 (1/2)"  # the mean; one seed's CI above 0
     assert cells["dose slope: frame-only / ideal observer"] == "+0.290 / +0.000"
+    assert cells["consequence: distance ratio"] == "0.50 (0.40, 0.60); one-step 0.10"
+    assert cells["consequence: defection ratio"] == "0.50 (0.40, 0.60)"
 
 
 def test_links_deep_stacks_the_deep_predictor_on_the_link_data(monkeypatch):

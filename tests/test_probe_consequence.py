@@ -127,7 +127,15 @@ def test_consequence_probe_steps_a_frame_skip_model_by_rounds(late_pairs_set):
     steps = cfg.consequence_horizon // 6
     assert res["steps"] == steps and res["frame_skip"] == 6
     for name in ("distance_to_ego", "trust_to_ego", "partner_defects"):
-        assert len(res[name]["true_effect"]) == steps == len(res[name]["predicted_effect"])
+        b = res[name]
+        assert len(b["true_effect"]) == steps == len(b["predicted_effect"])
+        # one-step predictions from real frames: step 0 has the rollout's context, later steps
+        # see the branch's real frames where the rollout sees its own predictions
+        assert len(b["one_step_effect"]) == steps
+        assert b["one_step_effect"][0] == pytest.approx(b["predicted_effect"][0], abs=1e-6)
+        assert not np.allclose(b["one_step_effect"][1:], b["predicted_effect"][1:])
+        mean_true = np.mean(b["true_effect"])
+        assert b["one_step_ratio"] == pytest.approx(np.mean(b["one_step_effect"]) / mean_true)
     # the true effects are read at the model's steps t, t + 6, ...: the collapse from step 0 on
     assert res["trust_to_ego"]["true_effect"][0] < -0.05
     assert res["distance_to_ego"]["true_effect"][0] == 0  # nobody has moved differently yet
@@ -143,3 +151,37 @@ def test_consequence_probe_needs_the_counterfactual_file(tmp_path):
     finalize(out, 1, {"world": "polis"})
     with pytest.raises(ProbeError, match="not a counterfactual set"):
         consequence_probe(polis_model(), open_dataset(out), 4, load_config("experiments/voe.yaml"))
+
+
+def test_consequence_steps_prints_the_probes_effects_per_step(pairs_set, tmp_path, capsys):
+    import sys
+
+    import torch
+
+    sys.path.insert(0, "experiments")
+    import consequence_steps
+
+    m = polis_model()
+    ckpt = tmp_path / "polis.ckpt"
+    torch.save({"hyper_parameters": dict(m.hparams),
+                "state_dict": {f"model.{k}": v for k, v in m.model.state_dict().items()}},
+               ckpt)  # fmt: skip
+    out = tmp_path / "steps.md"
+    consequence_steps.main(["--set", str(pairs_set.root), str(ckpt), "--out", str(out)])
+    res = consequence_probe(m, pairs_set, 4, load_config("experiments/voe.yaml"))
+    text = out.read_text()
+    assert text.startswith("# The consequence probe per step") and text.split("\n", 1)[1] in (
+        "\n" + capsys.readouterr().out
+    )
+    row = next(r for r in text.splitlines() if r.startswith("| trust_to_ego | one-step |"))
+    cells = row.strip("| ").split(" | ")[2:-1]
+    assert [float(c) for c in cells] == pytest.approx(res["trust_to_ego"]["one_step_effect"],
+                                                      abs=5e-4)  # fmt: skip
+    bad = tmp_path / "bad.md"
+    with pytest.raises(SystemExit) as exit_:
+        consequence_steps.main(["--set", str(pairs_set.root), str(ckpt), "missing.ckpt",
+                                "--out", str(bad)])  # fmt: skip
+    assert exit_.value.code == 2 and not bad.exists()
+    assert capsys.readouterr().err.strip() == (
+        "consequence_steps.py: error: checkpoint missing.ckpt not found"
+    )

@@ -24,7 +24,13 @@ per target and step: the predicted effect (defect - cooperate, decoded from the 
 true effect (from the simulator), the effect decoded from the encoded real frames (the decoders'
 own ceiling), the gap predicted - true, and `effect_ratio`: the predicted over the true effect,
 each averaged over the horizon (1 = the predicted consequence has the true size; the issue's
-goal is within 25%).
+goal is within 25%). Beside the rollout, `one_step_effect` (and `one_step_ratio`): the effect
+of one-step predictions from each branch's own real frames (step s predicted from the H real
+steps before it, teacher-forced). It tells apart the two ways a rollout can miss a consequence:
+a one-step effect near the true one and a rollout far from it is error compounding (a lever:
+training on rollouts); both far from it means the predictor does not anticipate the consequence
+even when it sees every real frame before it (a lever: what the one-step model learns). At step
+0 both use the same context, so they are equal.
 """
 
 from __future__ import annotations
@@ -174,6 +180,8 @@ def consequence_probe(
         branch: wm.rollout(z_ctx.to(device), torch.from_numpy(block(ep)).to(device)).cpu().numpy()
         for branch, ep in (("cooperate", c), ("defect", d))
     }  # (P, S, D) each
+    one_step = {branch: _one_step(wm, emb, ep, t, block(ep), H, n_steps, skip, device)
+                for branch, ep in (("cooperate", c), ("defect", d))}  # fmt: skip  (P, S, D) each
     n = dataset.shape("positions")[1]
     read = _readers(decoders, p, n)
     out = {"pairs": len(pairs), "test_pairs": len(test), "horizon": cfg.consequence_horizon,
@@ -195,6 +203,7 @@ def consequence_probe(
         true = value(d[:, None], frames) - value(c[:, None], frames)  # (P, S)
         predicted = read[name](pred["defect"]) - read[name](pred["cooperate"])
         encoded = read[name](emb[d[:, None], frames]) - read[name](emb[c[:, None], frames])
+        taught = read[name](one_step["defect"]) - read[name](one_step["cooperate"])
         gap = predicted - true  # (P, S)
         mean_true = float(true.mean())
         out[name] = {
@@ -205,9 +214,22 @@ def consequence_probe(
             "gap_se": (gap.std(0, ddof=1) / np.sqrt(len(gap))).tolist() if len(gap) > 1 else None,
             "final_gap": float(gap[:, -1].mean()),
             "effect_ratio": float(predicted.mean() / mean_true) if mean_true else None,
+            "one_step_effect": taught.mean(0).tolist(),
+            "one_step_ratio": float(taught.mean() / mean_true) if mean_true else None,
             "decoder_r2": r2[name],
         }
     return out
+
+
+def _one_step(wm, emb, episodes, t, actions, H: int, n_steps: int, skip: int, device):
+    """(P, S, D): each step s = 0..S-1 predicted from the episodes' own H real embeddings
+    before it (frames t + skip (s - H) .. t + skip (s - 1)) and their action blocks
+    `actions` (P, H + S - 1, A), one predictor call per step."""
+    z = torch.from_numpy(emb[episodes[:, None], t[:, None] + skip * np.arange(-H, n_steps - 1)])
+    a = torch.from_numpy(actions)
+    steps = [wm.predict(z[:, s : s + H].to(device), a[:, s : s + H].to(device), last=True)
+             for s in range(n_steps)]  # fmt: skip
+    return torch.cat(steps, dim=1).cpu().numpy()
 
 
 def action_blocks(acts: np.ndarray, steps: np.ndarray, t: np.ndarray, skip: int):

@@ -169,7 +169,8 @@ def history_lines(entry: dict, primary: str) -> list[str]:
 def consequence_section(res: dict) -> list[str]:
     """The consequence probe: per target, the effect of the ego's defection averaged over the
     horizon (predicted from the rollouts, true, decoded from the real frames), their ratio, the
-    effect at the last step and the decoder's R^2 on real frames."""
+    one-step predictions' ratio (each step from the real frames before it; probes from before it
+    existed show a dash), the effect at the last step and the decoder's R^2 on real frames."""
     rows = []
     for who, block in res.items():
         for name in ("distance_to_ego", "trust_to_ego", "partner_defects"):
@@ -179,10 +180,12 @@ def consequence_section(res: dict) -> list[str]:
             mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
             rows.append([who, name, fmt(mean(b["predicted_effect"]), 3),
                          fmt(mean(b["true_effect"]), 3), fmt(mean(b["encoded_effect"]), 3),
-                         fmt(b.get("effect_ratio")), fmt(b["predicted_effect"][-1], 3),
+                         fmt(b.get("effect_ratio")), fmt(b.get("one_step_ratio")),
+                         fmt(b["predicted_effect"][-1], 3),
                          fmt(b["true_effect"][-1], 3), fmt(b.get("decoder_r2"))])  # fmt: skip
     header = ["encoder", "target", "predicted D−C", "true D−C", "decoded from real frames",
-              "ratio", "predicted, last step", "true, last step", "decoder R²"]  # fmt: skip
+              "ratio", "one-step ratio", "predicted, last step", "true, last step",
+              "decoder R²"]  # fmt: skip
     horizon = next(iter(res.values())).get("horizon")
     return [f"## Consequence probe (the ego's defection vs cooperation; mean over {horizon} "
             "frames of rollout)", "", *table(header, rows), ""]  # fmt: skip
