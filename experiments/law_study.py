@@ -130,7 +130,8 @@ def goals(report_json: Path, probes: list[Path]) -> str:
     per-seed values; HE; the frame-only observer's M1 and R (the ceiling) and the model's gap to
     it; the dose-response slope (betrayal - trust, on log2 K, mean over seeds, with the number of
     seeds whose 95% CI excludes 0); the consequence probe's distance and defection effect ratios
-    (predicted / true; with the one-step predictions' ratio where the probe has it); the cue linear probe R² (random init)."""
+    (predicted / true; with the one-step predictions' ratio where the probe has it); the cue
+    linear probe R² (random init)."""
     groups = json.loads(report_json.read_text())
     entries: dict[tuple[str, str], list[tuple[dict, dict]]] = {}
     for p in probes:

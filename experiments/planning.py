@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python experiments/planning.py [--episodes 100] [--quick] [--out DIR]
         [--tasks reach push] [--no-sweep] [--no-polis]
-        [--physical-ckpt CKPT] [--political-ckpt CKPT ...]
+        [--physical-ckpt CKPT] [--polis-physical-ckpt CKPT] [--political-ckpt CKPT ...]
     PYTHONPATH=. python experiments/planning.py --merge A/results.json B/results.json --out DIR
 
 Physics: goal reaching with the ego disc (and pushing disc 1, `--tasks reach push`), closed
@@ -32,7 +32,7 @@ from data_gen.polis_config import PolisConfig
 from pwm.checkpoint import load_world_model
 from pwm.planning import PRESETS, CEMConfig
 from pwm.planning.physics import PhysicsTask, run_episodes
-from pwm.planning.polis import POLICIES, PolisTask, run_polis
+from pwm.planning.polis import POLICIES, PolisTask, run_polis, state_links
 from pwm.probes.metrics import bootstrap_ci
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,9 +40,12 @@ RUNS = Path("runs")
 # the social-law study's models (python experiments/law_study.py); the committed results used a
 # pilot of the physical model whose weights equal law-physical-s0's (max difference 0.0)
 PHYSICAL = RUNS / "law-physical-s0/version_0/checkpoints/last.ckpt"
+# Polis: the headline political model (the exchange link in its state, 5 seeds in the law study)
+# and the physical model of the same state layout (link columns zero in physics)
+POLIS_PHYSICAL = RUNS / "law-physical-links-s0/version_0/checkpoints/last.ckpt"
 POLITICAL = [
-    RUNS / "law-round-reciprocity-s0/version_0/checkpoints/last.ckpt",
-    RUNS / "law-round-reciprocity-s1/version_0/checkpoints/last.ckpt",
+    RUNS / "law-links-reciprocity-s0/version_0/checkpoints/last.ckpt",
+    RUNS / "law-links-reciprocity-s1/version_0/checkpoints/last.ckpt",
 ]
 # (samples, topk, iterations) of the budget sweep; the largest for the simulator only (the model
 # at 128 x 10 would take about 4x the CPU preset's 0.4 s per decision)
@@ -124,12 +127,19 @@ def polis_part(args, log) -> dict:
         r = run_polis(policy, config, task, args.episodes, args.seed, POLIS_CEM)
         res["policies"][policy] = summarise_polis(r)
         log(f"polis {policy}: betrayal {res['policies'][policy]['betrayal_rate']['mean']:.3f}")
-    planners = [("physical planner", args.physical_ckpt)] * bool(args.physical_ckpt) + [
+    planners = [
+        (
+            f"physical planner ({Path(args.polis_physical_ckpt).parents[2].name})",
+            args.polis_physical_ckpt,
+        )
+    ] * bool(args.polis_physical_ckpt) + [
         (f"political planner ({Path(c).parents[2].name})", c) for c in args.political_ckpt
     ]
     for name, ckpt in planners if "planner" in args.policies else []:
-        model = load_world_model(ckpt).model
-        r = run_polis("planner", config, task, args.episodes, args.seed, POLIS_CEM, model)
+        model, hparams = load_world_model(ckpt)
+        links = state_links(hparams, ckpt, config.n_agents)  # the --state-links models too
+        r = run_polis("planner", config, task, args.episodes, args.seed, POLIS_CEM, model,
+                      links=links)  # fmt: skip
         res["policies"][name] = summarise_polis(r) | {"ckpt": str(ckpt)}
         log(f"polis {name}: betrayal {res['policies'][name]['betrayal_rate']['mean']:.3f}")
     return res
@@ -235,7 +245,8 @@ def report(out: Path, res: dict, command: str, commit: str) -> None:
               f"{p['task']['rounds']} rounds, law {p['law']}, civilized population (real "
               f"dispositions). Planners: CEM {c['samples']} samples, top {c['topk']}, "
               f"{c['iterations']} iterations, horizon {c['horizon']} rounds, C/D searched "
-              f"exhaustively, context {p['task']['context']} rounds; goal: partners on a ring "
+              "exhaustively on common move draws, context "
+              f"{p['task']['context']} rounds; goal: partners on a ring "
               f"{p['task']['ring']} around the ego showing C, cost over the partners' embedding "
               "parts summed over the horizon. Means over episodes with bootstrap 95% CIs "
               "(rates over the episodes where the ego had an exchange).", "",
@@ -299,6 +310,8 @@ def main() -> None:
         help="only the model's reach sweep at these budgets (samples/top/iterations)",
     )
     p.add_argument("--physical-ckpt", default=str(PHYSICAL))
+    p.add_argument("--polis-physical-ckpt", default=str(POLIS_PHYSICAL),
+                   help="the physical model planning in Polis ('' for none)")  # fmt: skip
     p.add_argument("--political-ckpt", nargs="*", default=[str(c) for c in POLITICAL])
     p.add_argument("--out", default=str(ROOT / "experiments/results/planning"))
     args = p.parse_args()

@@ -119,6 +119,24 @@ def test_exhaustive_covers_every_sequence_each_iteration():
         CEMConfig(samples=4, topk=2, horizon=3, discrete="exhaustive").validate(space)
 
 
+def test_exhaustive_compares_the_discrete_sequences_on_common_continuous_draws():
+    # the continuous part dominates the cost; choosing D (index 1) costs a little more whatever
+    # the move: with common draws the cheapest candidate chooses C in every problem
+    space = ActionSpace(low=(-1.0, -1.0), high=(1.0, 1.0), choices=((1.0, -1.0),))
+    draws = []
+
+    def score(u, k):
+        draws.append(u)
+        return ((u - 0.3) ** 2).sum((-1, -2)) + 0.01 * k[..., 0].sum(-1)
+
+    cfg = CEMConfig(samples=32, topk=4, iterations=3, horizon=2, discrete="exhaustive")
+    plan = cem(score, space, cfg, 64, torch.Generator().manual_seed(0))
+    assert (plan.k == 0).all()
+    u = draws[0]  # candidate i pairs sequence i mod 4 with draw i div 4
+    assert torch.equal(u[:, 0::4], u[:, 1::4]) and torch.equal(u[:, 0::4], u[:, 3::4])
+    assert not torch.equal(u[:, 0], u[:, 4])
+
+
 def test_receding_horizon_plans_every_step_and_warm_starts():
     space = ActionSpace(low=(-1.0,), high=(1.0,))
     cfg = CEMConfig(samples=8, topk=2, iterations=1, horizon=3)
@@ -258,22 +276,55 @@ def test_social_goal_puts_partners_near_and_cooperating():
     assert np.allclose(d, 0.12, atol=1e-5)
     assert (g[:, 1:, 4] == 1).all() and (g[:, 1:, 5] == 0).all()
     assert np.array_equal(g[:, 0], state.reshape(2, 6, 6)[:, 0])
+    # the --state-links layout (6 + 6 link columns per agent): each partner linked to the ego
+    links = np.random.default_rng(1).uniform(0.2, 0.8, (2, 72)).astype(np.float32)
+    gl = social_goal(links, 0.12, links=True).reshape(2, 6, 12)
+    assert np.allclose(gl[..., :6].reshape(2, 36), social_goal(links.reshape(2, 6, 12)[..., :6]
+                                                               .reshape(2, 36), 0.12))  # fmt: skip
+    assert (gl[:, 1:, 6] == 1).all() and (gl[:, 1:, 7:] == 0).all()
+    assert np.array_equal(gl[:, 0], links.reshape(2, 6, 12)[:, 0])
+    with pytest.raises(PlanningError, match="no --state-links layout"):
+        social_goal(links[:, :70], 0.12, links=True)
 
 
-@pytest.mark.parametrize("action_dim", [18, 12])  # a political (move + C/D) or physical model
-def test_polis_planner_runs_closed_loop_with_a_world_model(action_dim):
+@pytest.mark.parametrize(
+    "action_dim, links", [(18, False), (12, False), (18, True), (12, True)]
+)  # a political (move + C/D) or physical model, each with or without the link columns
+def test_polis_planner_runs_closed_loop_with_a_world_model(action_dim, links):
     from pwm.models import build_world_model
 
     torch.manual_seed(0)
     model = build_world_model(
-        observation="state", obs_size=36, action_dim=action_dim, window=4, history=3,
+        observation="state", obs_size=72 if links else 36, action_dim=action_dim, window=4,
+        history=3,
         embed_dim=12, projector_hidden=16, objects=6, encoder={"width": 8, "depth": 1},
         predictor={"width": 16, "depth": 1, "heads": 2, "head_dim": 8, "mlp_dim": 16},
     ).eval()  # fmt: skip
     cfg = PolisConfig(law="reciprocity", population="civilized")
     budget = CEMConfig(samples=8, topk=2, iterations=1, horizon=2, discrete="exhaustive")
-    r = run_polis("planner", cfg, PolisTask(rounds=3), 3, 0, budget, model)
+    r = run_polis("planner", cfg, PolisTask(rounds=3), 3, 0, budget, model, links=links)
     assert r["seconds_per_decision"] > 0 and len(r["payoff"]) == 3
+
+
+def test_polis_physical_planner_draws_its_blind_c_d_from_the_random_policys_coin(monkeypatch):
+    import pwm.planning.polis as polis_planning
+    from pwm.models import build_world_model
+
+    torch.manual_seed(0)
+    physical = build_world_model(
+        observation="state", obs_size=36, action_dim=12, window=4, history=3, embed_dim=12,
+        projector_hidden=16, objects=6, encoder={"width": 8, "depth": 1},
+        predictor={"width": 16, "depth": 1, "heads": 2, "head_dim": 8, "mlp_dim": 16},
+    ).eval()  # fmt: skip
+    forced, real_run = [], polis_planning.run
+    monkeypatch.setattr(polis_planning, "run", lambda c, sc, script: (
+        forced.append(script.force[:, :, 0].copy()), real_run(c, sc, script))[1])  # fmt: skip
+    cfg, task = PolisConfig(law="reciprocity", population="civilized"), PolisTask(rounds=4)
+    budget = CEMConfig(samples=8, topk=2, iterations=1, horizon=2, discrete="exhaustive")
+    run_polis("planner", cfg, task, 16, 3, budget, physical)
+    planner = forced[-1]
+    run_polis("random", cfg, task, 16, 3)
+    assert np.array_equal(planner, forced[-1]) and 0 < planner.mean() < 1
 
 
 def test_pwm_plan_polis_baseline_writes_results(tmp_path, capsys):
@@ -305,4 +356,17 @@ def test_pwm_plan_physics_refuses_a_state_links_checkpoint(monkeypatch, tmp_path
     assert pwm_main(["plan", "physics", "--ckpt", str(FIXTURE), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "12 state features per object (a --state-links layout)" in err[0]
+    assert not out.exists()
+
+
+def test_pwm_plan_polis_refuses_a_state_model_of_another_layout(monkeypatch, tmp_path, capsys):
+    import pwm.planning.cli as plan_cli
+
+    other = {"observation": "state", "obs_size": 48, "objects": 8}
+    monkeypatch.setattr(plan_cli, "load_world_model", lambda path: (None, other))
+    out = tmp_path / "out"
+    argv = ["plan", "polis", "--policy", "planner", "--ckpt", str(FIXTURE), "--out", str(out)]
+    assert pwm_main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "(36 features, or 72 with --state-links)" in err[0]
     assert not out.exists()

@@ -8,8 +8,11 @@ discrete part's values. Per iteration the continuous parts are drawn from a diag
 (clipped to the bounds) and the discrete parts from per-step categoricals; both are refit to the
 `topk` cheapest candidates (LeWM's CEM: 300 samples, top 30, 30 iterations, horizon 5). With
 `discrete="exhaustive"` every discrete sequence instead gets an equal share of the samples at every
-iteration (stratified: each of the M sequences is scored with S / M continuous draws), so no
-discrete choice is ever left unexplored; M = prod(values)^(H Dd) must not exceed S. The plan
+iteration (stratified: each of the M sequences is scored with the same ceil(S / M) continuous
+draws, candidate i pairing sequence i mod M with draw i div M), so no discrete choice is ever left
+unexplored and the discrete sequences are compared on common continuous draws: a discrete choice
+whose own effect on the cost is small is not decided by which of its draws was luckiest (the ego's
+C/D in Polis beside its move); M = prod(values)^(H Dd) must not exceed S. The plan
 returned is the cheapest candidate seen over all iterations (the running best, so more iterations
 never return a worse plan). Candidate 0 of every iteration is the current mean with the modal
 discrete choice. All randomness comes from the explicit `torch.Generator`.
@@ -179,9 +182,14 @@ def cem(
     best_c = torch.full((B,), float("inf"))
     rows = torch.arange(B)[:, None]
     for _ in range(cfg.iterations):
-        noise = torch.randn(B, S, H, space.continuous, generator=generator)
+        if strata is None:
+            noise = torch.randn(B, S, H, space.continuous, generator=generator)
+        else:  # common draws: candidate i has draw i // M (every sequence sees the same draws)
+            M = len(strata)
+            draws = torch.randn(B, -(-S // M), H, space.continuous, generator=generator)
+            noise = draws[:, torch.arange(S) // M]
         u = mean[:, None] + std[:, None] * noise  # (B, S, H, Dc)
-        u[:, 0] = mean
+        u[:, : 1 if strata is None else len(strata)] = mean[:, None]  # draw 0: the mean
         u = torch.maximum(torch.minimum(u, high), low)
         if strata is not None:
             k = strata[torch.arange(S) % len(strata)].expand(B, -1, -1, -1)  # (B, S, H, Dd)

@@ -149,21 +149,19 @@ def physics(args) -> dict:
 
 def polis(args) -> dict:
     from data_gen.polis_config import PolisConfig
-    from pwm.planning.polis import POLICIES, PolisTask, run_polis
+    from pwm.planning.polis import POLICIES, PolisTask, run_polis, state_links
     from pwm.probes.metrics import bootstrap_ci
 
     if args.policy not in POLICIES:
         raise PlanningError(f"--policy must be one of {', '.join(POLICIES)}, got {args.policy!r}")
     if args.episodes < 1:
         raise PlanningError("--episodes must be >= 1")
-    model, hparams = None, {}
+    model, hparams, links = None, {}, False
     if args.policy == "planner":
         if not args.ckpt:
             raise PlanningError("--policy planner needs --ckpt")
         model, hparams = load_world_model(args.ckpt)
-        if hparams.get("observation") != "state" or hparams.get("obs_size") != 36:
-            raise PlanningError(f"checkpoint {args.ckpt} does not observe the Polis state of 6 "
-                                "agents (36 features)")  # fmt: skip
+        links = state_links(hparams, args.ckpt, PolisConfig().n_agents)
     task = PolisTask(rounds=args.rounds, context=args.context or 2, ring=args.ring).validate()
     cem = cem_config(args, "exhaustive")
     if args.horizon is None:
@@ -171,7 +169,7 @@ def polis(args) -> dict:
     cem.validate()
     law = args.law or hparams.get("law") or "reciprocity"
     config = PolisConfig(law=law, population="civilized")
-    r = run_polis(args.policy, config, task, args.episodes, args.seed, cem, model)
+    r = run_polis(args.policy, config, task, args.episodes, args.seed, cem, model, links=links)
     summary = {}
     for k, v in r.items():
         if k == "seconds_per_decision":

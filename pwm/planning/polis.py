@@ -11,12 +11,15 @@ reads the observation at t0. Policies:
 
 - `planner`: CEM in a world model's latent space toward a social goal embedding: the encoding of
   the current state with every partner on a ring `ring` around the ego, at rest, showing the C
-  cue (partners near and cooperating). The cost compares only the partners' parts of an
+  cue (partners near and cooperating; for a model of the `--state-links` layout, each partner's
+  exchange link drawn to the ego). The cost compares only the partners' parts of an
   object-centric embedding (the ego's own cue is no goal), summed over the H steps, so the C/D
   choice matters only through what the model predicts the partners will do. The C/D is searched
   exhaustively (every sequence of the horizon gets an equal share of the samples). A model with
   2 action features per frame (the physical model) is given the move as a physics force (move x
-  ego_force) and never sees the C/D: its choice is whatever the cheapest candidate drew, a coin.
+  ego_force) and never sees the C/D: its candidates with one move and another C/D cost the same
+  (CEM compares the C/D sequences on common move draws), so its C/D is a fair coin drawn apart
+  (seeded), not whichever of equal costs the sort puts first.
 - `sim-lookahead`: the same CEM and goal with the simulator as the model (the ceiling): each
   candidate is simulated from the episode's true state (its scenario and the decisions so far,
   replayed) for the H rounds, and scored by the squared distance of the partners' observed state
@@ -68,16 +71,41 @@ class PolisTask:
         return asdict(self)
 
 
-def social_goal(state: np.ndarray, ring: float) -> np.ndarray:
-    """(B, 6N) states -> goals: partners on a ring around the ego, at rest, cue C (B, 6N)."""
-    per = state.reshape(len(state), -1, 6).copy()  # (B, N, 6)
-    n = per.shape[1]
+def social_goal(state: np.ndarray, ring: float, links: bool = False) -> np.ndarray:
+    """(B, F N) states -> goals: partners on a ring around the ego, at rest, cue C (B, F N).
+    With `links` (F = 6 + N, the `--state-links` layout) each partner's link is drawn to the
+    ego (link_0 = 1, its other link columns 0): partners near and cooperating *with the ego*;
+    the ego's own row is kept as it is."""
+    n = state.shape[1] // 6 if not links else _agents_of_links(state.shape[1])
+    per = state.reshape(len(state), n, -1).copy()  # (B, N, F)
+    if links:
+        per[:, 1:, 6:] = 0.0
+        per[:, 1:, 6] = 1.0
     angle = 2 * np.pi * np.arange(n - 1) / max(n - 1, 1)
     ring_xy = ring * np.stack([np.cos(angle), np.sin(angle)], -1)  # (N-1, 2)
     per[:, 1:, :2] = np.clip(per[:, :1, :2] + ring_xy, 0.05, 0.95)
     per[:, 1:, 2:4] = 0.0
     per[:, 1:, 4], per[:, 1:, 5] = 1.0, 0.0
     return per.reshape(len(state), -1).astype(np.float32)
+
+
+def state_links(hparams: dict, ckpt, n_agents: int) -> bool:
+    """Whether a checkpoint's model observes the `--state-links` layout of Polis's state
+    (True) or the plain one (False); PlanningError (one line) if it observes neither."""
+    layouts = {6 * n_agents: False, (6 + n_agents) * n_agents: True}
+    if hparams.get("observation") != "state" or hparams.get("obs_size") not in layouts:
+        raise PlanningError(f"checkpoint {ckpt} does not observe the Polis state of {n_agents} "
+                            f"agents ({6 * n_agents} features, or {(6 + n_agents) * n_agents} "
+                            "with --state-links)")  # fmt: skip
+    return layouts[hparams["obs_size"]]
+
+
+def _agents_of_links(features: int) -> int:
+    """N from a `--state-links` state width F N = (6 + N) N."""
+    n = int(round((-6 + np.sqrt(36 + 4 * features)) / 2))
+    if n * (6 + n) != features:
+        raise PlanningError(f"a state of {features} features is no --state-links layout")
+    return n
 
 
 def model_blocks(actions: np.ndarray, steps: list[int], L: int, A: int, ego_force: float):
@@ -111,8 +139,11 @@ def run_polis(
     cem: CEMConfig | None = None,
     model: WorldModel | None = None,
     goal_objects: tuple[int, ...] | None = None,
+    links: bool = False,
 ) -> dict:
-    """`episodes` closed-loop episodes (one batch) of one ego policy; per-episode metrics."""
+    """`episodes` closed-loop episodes (one batch) of one ego policy; per-episode metrics.
+    `links`: the model observes the `--state-links` layout (observe(..., links=True)), its goal
+    too (social_goal); the simulator ceiling scores the plain state either way."""
     task.validate()
     if policy not in POLICIES:
         raise PlanningError(f"unknown policy {policy!r}; expected one of {', '.join(POLICIES)}")
@@ -170,17 +201,18 @@ def run_polis(
             script.force[r, :, 0] = (k[:, 0] == 0).numpy().astype(np.int8)
             continue
         steps = list(range(max(0, r - task.context + 1), r + 1))
-        obs = observe(truth)[:, [s * L for s in steps]]  # (B, C, 6N)
+        obs = observe(truth, links)[:, [s * L for s in steps]]  # (B, C, F N)
         z = encode(model, obs)
         ac = torch.from_numpy(model_blocks(truth["actions"], steps[:-1], L, A, config.ego_force))
-        zg = encode(model, social_goal(obs[:, -1], task.ring)[:, None])[:, 0]
+        zg = encode(model, social_goal(obs[:, -1], task.ring, links)[:, None])[:, 0]
         score = LatentScore(
             model, z, ac, zg, lambda u, k: to_blocks(u, k, L, A, config.ego_force), dims, False
         )
         u, k = planner.act(score, B)
         plan_time += time.perf_counter() - start
         script.ego_move[:, t0 : t0 + L] = u.numpy()[:, None]
-        script.force[r, :, 0] = (k[:, 0] == 0).numpy().astype(np.int8)  # index 0 is C
+        cooperate = (k[:, 0] == 0).numpy() if A == 3 * L else coin.random(B) < 0.5  # 0 is C
+        script.force[r, :, 0] = cooperate.astype(np.int8)
     truth = run(config, sc, script)
     out = metrics(config, truth)
     out["seconds_per_decision"] = plan_time / (B * R) if planning else 0.0

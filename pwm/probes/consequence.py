@@ -180,8 +180,10 @@ def consequence_probe(
         branch: wm.rollout(z_ctx.to(device), torch.from_numpy(block(ep)).to(device)).cpu().numpy()
         for branch, ep in (("cooperate", c), ("defect", d))
     }  # (P, S, D) each
-    one_step = {branch: _one_step(wm, emb, ep, t, block(ep), H, n_steps, skip, device)
-                for branch, ep in (("cooperate", c), ("defect", d))}  # fmt: skip  (P, S, D) each
+    one_step = {
+        branch: _one_step(wm, emb, ep, t, block(ep), H, n_steps, skip, device)
+        for branch, ep in (("cooperate", c), ("defect", d))
+    }  # fmt: skip  (P, S, D) each
     n = dataset.shape("positions")[1]
     read = _readers(decoders, p, n)
     out = {"pairs": len(pairs), "test_pairs": len(test), "horizon": cfg.consequence_horizon,
