@@ -135,6 +135,10 @@ def test_exhaustive_compares_the_discrete_sequences_on_common_continuous_draws()
     u = draws[0]  # candidate i pairs sequence i mod 4 with draw i div 4
     assert torch.equal(u[:, 0::4], u[:, 1::4]) and torch.equal(u[:, 0::4], u[:, 3::4])
     assert not torch.equal(u[:, 0], u[:, 4])
+    # a C/D that does not change the cost at all: the tie goes to the first value (C), always
+    tied = cem(lambda u, k: ((u - 0.3) ** 2).sum((-1, -2)), space, cfg, 64,
+               torch.Generator().manual_seed(0))  # fmt: skip
+    assert (tied.k == 0).all()
 
 
 def test_receding_horizon_plans_every_step_and_warm_starts():

@@ -12,7 +12,11 @@ iteration (stratified: each of the M sequences is scored with the same ceil(S / 
 draws, candidate i pairing sequence i mod M with draw i div M), so no discrete choice is ever left
 unexplored and the discrete sequences are compared on common continuous draws: a discrete choice
 whose own effect on the cost is small is not decided by which of its draws was luckiest (the ego's
-C/D in Polis beside its move); M = prod(values)^(H Dd) must not exceed S. The plan
+C/D in Polis beside its move); M = prod(values)^(H Dd) must not exceed S. Candidates of equal cost
+rank by index (a stable sort), so where the discrete choice does not change the cost at all the
+first sequence wins: each discrete part's first value (in Polis C; a deterministic simulator
+often cannot see a defection's cost within the horizon), never an order the sort happens to
+leave. The plan
 returned is the cheapest candidate seen over all iterations (the running best, so more iterations
 never return a worse plan). Candidate 0 of every iteration is the current mean with the modal
 discrete choice. All randomness comes from the explicit `torch.Generator`.
@@ -204,7 +208,7 @@ def cem(
         if cost.shape != (B, S):
             raise ValueError(f"score returned shape {tuple(cost.shape)}, expected {(B, S)}")
         cost = torch.nan_to_num(cost.float(), nan=float("inf"))
-        order = cost.argsort(dim=1)[:, :E]  # (B, E)
+        order = cost.argsort(dim=1, stable=True)[:, :E]  # (B, E); ties: the lower index
         top = cost[rows, order[:, :1]][:, 0]  # (B,)
         better = top < best_c
         best_c = torch.where(better, top, best_c)
