@@ -12,7 +12,8 @@ ceiling) and random forces, over the same episodes; success with a Wilson 95% CI
 decision, and a sweep of the planning budget. Polis: the ego's conduct under the political
 models, the physical model and the baselines (pwm/planning/polis.py), with bootstrap 95% CIs over
 episodes. Writes REPORT.md (the command and commit), results.json, success_vs_budget.png and
-filmstrip_physics.png.
+filmstrip_physics.png and filmstrip_polis.png (one planned episode of the first political
+model).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from data_gen import agents
 from data_gen.physics import PhysicsConfig
 from data_gen.polis_config import PolisConfig
 from pwm.checkpoint import load_world_model
@@ -142,7 +144,60 @@ def polis_part(args, log) -> dict:
                       links=links)  # fmt: skip
         res["policies"][name] = summarise_polis(r) | {"ckpt": str(ckpt)}
         log(f"polis {name}: betrayal {res['policies'][name]['betrayal_rate']['mean']:.3f}")
+    if "planner" in args.policies and args.political_ckpt:  # the filmstrip: one planned episode
+        ckpt = args.political_ckpt[0]
+        model, hparams = load_world_model(ckpt)
+        r = run_polis("planner", config, task, 1, args.seed, POLIS_CEM, model,
+                      links=state_links(hparams, ckpt, config.n_agents), record=True)  # fmt: skip
+        res["film"] = {"ckpt": str(ckpt), "seed": args.seed,
+                       **{k: v[0].tolist() for k, v in r["truth"].items()}}  # fmt: skip
     return res
+
+
+def polis_film(out: Path, film: dict, config: PolisConfig) -> None:
+    """filmstrip_polis.png: the exchange frame of every round of one planned episode: agents
+    (the ego red), each one's cue at the exchange (ring: green C, red D), the exchange links, and
+    per round the ego's action, its partner and the partner's trust in the ego before it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pos, cues, links = (np.asarray(film[k]) for k in ("positions", "cues", "links"))
+    executed, partner, trust = (np.asarray(film[k]) for k in ("executed", "partner", "trust"))
+    event, L = np.asarray(film["event"]), config.round_len
+    frames = np.arange(L, len(pos), L)  # the exchange frames, one per round
+    fig, axes = plt.subplots(1, len(frames), figsize=(2.0 * len(frames), 2.5))
+    ring = {1: "green", 2: "red"}
+    for r, (ax, t) in enumerate(zip(np.atleast_1d(axes), frames, strict=True)):
+        for i, j in enumerate(links[t]):
+            if j > i:
+                ax.plot(*pos[t, [i, j]].T, color="grey", lw=1)
+        for i, (x, y) in enumerate(pos[t]):
+            ax.add_patch(plt.Circle((x, y), config.radius, color="C3" if i == 0 else "C0",
+                                    alpha=0.8, ec=ring.get(int(cues[t, i]), "none"),
+                                    lw=2.5))  # fmt: skip
+        p = int(partner[t, 0])
+        if p >= 0:
+            act = "C" if executed[t, 0] == agents.C else "D"
+            betray = act == "D" and event[t, 0] == agents.UNPROVOKED and (
+                trust[t - 1, p, 0] >= config.trust_prior)  # fmt: skip
+            title = f"round {r}: ego {act} to {p}\ntrust {trust[t - 1, p, 0]:.2f}"
+            title += " (betrayal)" if betray else ""
+        else:
+            title = f"round {r}: no exchange\n"
+        ax.set_title(title, fontsize=7)
+        ax.set_xlim(0, 1), ax.set_ylim(0, 1), ax.set_aspect("equal")
+        ax.invert_yaxis()  # image convention (data_gen/render.py)
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.suptitle(
+        f"Polis: the political planner ({Path(film['ckpt']).parents[2].name}), one "
+        f"episode (seed {film['seed']}); ring = cue at the exchange",
+        fontsize=8,
+    )
+    fig.tight_layout()
+    fig.savefig(out / "filmstrip_polis.png", dpi=120)
+    plt.close(fig)
 
 
 def plots(out: Path, physics: dict) -> None:
@@ -357,6 +412,8 @@ def main() -> None:
     (out / "results.json").write_text(json.dumps(res, indent=1, default=float))
     if res["physics"].get("reach", {}).get("film_episode0"):
         plots(out, res["physics"])
+    if res.get("polis", {}).get("film"):
+        polis_film(out, res["polis"]["film"], PolisConfig(law=res["polis"]["law"]))
     report(out, res, command, commit)
     log(f"wrote {out}")
 

@@ -374,3 +374,30 @@ def test_pwm_plan_polis_refuses_a_state_model_of_another_layout(monkeypatch, tmp
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "(36 features, or 72 with --state-links)" in err[0]
     assert not out.exists()
+
+
+def test_polis_filmstrip_of_a_recorded_planned_episode(tmp_path):
+    import sys
+
+    from pwm.models import build_world_model
+
+    sys.path.insert(0, "experiments")
+    import planning as planning_experiment
+
+    torch.manual_seed(0)
+    model = build_world_model(
+        observation="state", obs_size=72, action_dim=18, window=4, history=3, embed_dim=12,
+        projector_hidden=16, objects=6, encoder={"width": 8, "depth": 1},
+        predictor={"width": 16, "depth": 1, "heads": 2, "head_dim": 8, "mlp_dim": 16},
+    ).eval()  # fmt: skip
+    cfg = PolisConfig(law="reciprocity", population="civilized")
+    budget = CEMConfig(samples=8, topk=2, iterations=1, horizon=2, discrete="exhaustive")
+    r = run_polis("planner", cfg, PolisTask(rounds=3), 2, 0, budget, model, links=True,
+                  record=True)  # fmt: skip
+    truth = r["truth"]
+    assert truth["positions"].shape == (2, 3 * cfg.round_len + 1, 6, 2)
+    assert truth["trust"].shape == (2, 3 * cfg.round_len + 1, 6, 6)
+    film = {"ckpt": "runs/law-x-s0/version_0/checkpoints/last.ckpt", "seed": 0,
+            **{k: v[0].tolist() for k, v in truth.items()}}  # fmt: skip
+    planning_experiment.polis_film(tmp_path, film, cfg)
+    assert (tmp_path / "filmstrip_polis.png").stat().st_size > 1000

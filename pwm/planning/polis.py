@@ -140,10 +140,13 @@ def run_polis(
     model: WorldModel | None = None,
     goal_objects: tuple[int, ...] | None = None,
     links: bool = False,
+    record: bool = False,
 ) -> dict:
     """`episodes` closed-loop episodes (one batch) of one ego policy; per-episode metrics.
     `links`: the model observes the `--state-links` layout (observe(..., links=True)), its goal
-    too (social_goal); the simulator ceiling scores the plain state either way."""
+    too (social_goal); the simulator ceiling scores the plain state either way. `record`: also
+    return the final run's ground truth (`truth`: positions, cues, links, executed, partner,
+    event, trust; (B, T, ...) each) for a filmstrip."""
     task.validate()
     if policy not in POLICIES:
         raise PlanningError(f"unknown policy {policy!r}; expected one of {', '.join(POLICIES)}")
@@ -216,6 +219,9 @@ def run_polis(
     truth = run(config, sc, script)
     out = metrics(config, truth)
     out["seconds_per_decision"] = plan_time / (B * R) if planning else 0.0
+    if record:
+        keys = ("positions", "cues", "links", "executed", "partner", "event", "trust")
+        out["truth"] = {k: truth[k] for k in keys}
     return out
 
 
