@@ -129,13 +129,10 @@ def polis_part(args, log) -> dict:
         r = run_polis(policy, config, task, args.episodes, args.seed, POLIS_CEM)
         res["policies"][policy] = summarise_polis(r)
         log(f"polis {policy}: betrayal {res['policies'][policy]['betrayal_rate']['mean']:.3f}")
-    planners = [
-        (
-            f"physical planner ({Path(args.polis_physical_ckpt).parents[2].name})",
-            args.polis_physical_ckpt,
-        )
-    ] * bool(args.polis_physical_ckpt) + [
-        (f"political planner ({Path(c).parents[2].name})", c) for c in args.political_ckpt
+    run_name = lambda c: Path(c).parents[2].name  # noqa: E731  runs/<name>/version_0/checkpoints/
+    physical = [args.polis_physical_ckpt] if args.polis_physical_ckpt else []
+    planners = [(f"physical planner ({run_name(c)})", c) for c in physical] + [
+        (f"political planner ({run_name(c)})", c) for c in args.political_ckpt
     ]
     for name, ckpt in planners if "planner" in args.policies else []:
         model, hparams = load_world_model(ckpt)
