@@ -104,7 +104,7 @@ def physics_part(args, cfg: PhysicsConfig, model, task: PhysicsTask, log) -> dic
         for samples, topk, iters in args.budgets or SWEEP:
             budget = replace(cpu, samples=samples, topk=topk, iterations=iters)
             for ctrl in ("model",) if args.budgets else ("sim", "model"):
-                if ctrl == "model" and (samples, topk, iters) in SIM_ONLY:
+                if ctrl == "model" and (samples, topk, iters) in SIM_ONLY and not args.budgets:
                     continue
                 if budget == cpu and not args.budgets:
                     row = res["controllers"][ctrl]
