@@ -19,6 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pwm import provenance
 from pwm.data.format import DatasetError, open_dataset
 from pwm.probes.checkpoint import load_checkpoint
 from pwm.probes.config import ProbeError, load_config
@@ -52,11 +53,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, help="also write the tables (markdown) here")
     p.add_argument("--config", default="experiments/voe.yaml", help="probe settings")
     args = p.parse_args(argv)
+    args_text = sys.argv[1:] if argv is None else argv
+    git = provenance.git_state()
+    code = f"commit {git['commit'][:7]}" + (
+        " (uncommitted changes)" if git["dirty"] is True else ""
+    )
     try:
         cfg = load_config(args.config)
         data = open_dataset(args.set)
         models = [(c, load_checkpoint(c)) for c in args.ckpts]  # all checked before any work
-        lines = ["# The consequence probe per step (experiments/consequence_steps.py)", ""]
+        lines = ["# The consequence probe per step (experiments/consequence_steps.py)", "",
+                 f"Command: `python experiments/consequence_steps.py {' '.join(args_text)}`; "
+                 f"{code}.", ""]  # fmt: skip
         for path, module in models:
             res = consequence_probe(module, data, module.hparams["history"], cfg)
             lines += table(str(path), res)

@@ -170,9 +170,10 @@ def test_consequence_steps_prints_the_probes_effects_per_step(pairs_set, tmp_pat
     consequence_steps.main(["--set", str(pairs_set.root), str(ckpt), "--out", str(out)])
     res = consequence_probe(m, pairs_set, 4, load_config("experiments/voe.yaml"))
     text = out.read_text()
-    assert text.startswith("# The consequence probe per step") and text.split("\n", 1)[1] in (
-        "\n" + capsys.readouterr().out
-    )
+    title, command, tables = text.split("\n\n", 2)
+    assert title == "# The consequence probe per step (experiments/consequence_steps.py)"
+    assert command.startswith("Command: `python experiments/consequence_steps.py --set ")
+    assert "; commit " in command and tables in capsys.readouterr().out
     row = next(r for r in text.splitlines() if r.startswith("| trust_to_ego | one-step |"))
     cells = row.strip("| ").split(" | ")[2:-1]
     assert [float(c) for c in cells] == pytest.approx(res["trust_to_ego"]["one_step_effect"],
