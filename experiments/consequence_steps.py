@@ -22,6 +22,7 @@ from pathlib import Path
 from pwm import provenance
 from pwm.data.format import DatasetError, open_dataset
 from pwm.probes.checkpoint import load_checkpoint
+from pwm.probes.cli import DEFAULT_CONFIG
 from pwm.probes.config import ProbeError, load_config
 from pwm.probes.consequence import TARGETS, consequence_probe
 
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--set", type=Path, required=True, help="a counterfactual Polis set")
     p.add_argument("ckpts", type=Path, nargs="+", help="checkpoints of models of that law")
     p.add_argument("--out", type=Path, help="also write the tables (markdown) here")
-    p.add_argument("--config", default="experiments/voe.yaml", help="probe settings")
+    p.add_argument("--config", default=str(DEFAULT_CONFIG), help="probe settings")
     args = p.parse_args(argv)
     args_text = sys.argv[1:] if argv is None else argv
     git = provenance.git_state()
@@ -67,8 +68,9 @@ def main(argv: list[str] | None = None) -> None:
                  f"{code}.", ""]  # fmt: skip
         for path, module in models:
             res = consequence_probe(module, data, module.hparams["history"], cfg)
-            lines += table(str(path), res)
-            print("\n".join(table(str(path), res)), flush=True)
+            rows = table(str(path), res)
+            lines += rows
+            print("\n".join(rows), flush=True)
     except (ProbeError, DatasetError) as exc:
         print(f"consequence_steps.py: error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -12,8 +12,8 @@ ceiling) and random forces, over the same episodes; success with a Wilson 95% CI
 decision, and a sweep of the planning budget. Polis: the ego's conduct under the political
 models, the physical model and the baselines (pwm/planning/polis.py), with bootstrap 95% CIs over
 episodes. Writes REPORT.md (the command and commit), results.json, success_vs_budget.png and
-filmstrip_physics.png and filmstrip_polis.png (one planned episode of the first political
-model).
+filmstrip_physics.png and filmstrip_polis.png (episode 0 of the first political model's
+planned episodes).
 """
 
 from __future__ import annotations
@@ -129,26 +129,27 @@ def polis_part(args, log) -> dict:
         r = run_polis(policy, config, task, args.episodes, args.seed, POLIS_CEM)
         res["policies"][policy] = summarise_polis(r)
         log(f"polis {policy}: betrayal {res['policies'][policy]['betrayal_rate']['mean']:.3f}")
-    run_name = lambda c: Path(c).parents[2].name  # noqa: E731  runs/<name>/version_0/checkpoints/
     physical = [args.polis_physical_ckpt] if args.polis_physical_ckpt else []
     planners = [(f"physical planner ({run_name(c)})", c) for c in physical] + [
         (f"political planner ({run_name(c)})", c) for c in args.political_ckpt
     ]
+    film = args.political_ckpt[0] if args.political_ckpt else None  # its episode 0: the film
     for name, ckpt in planners if "planner" in args.policies else []:
         model, hparams = load_world_model(ckpt)
         links = state_links(hparams, ckpt, config.n_agents)  # the --state-links models too
         r = run_polis("planner", config, task, args.episodes, args.seed, POLIS_CEM, model,
-                      links=links)  # fmt: skip
+                      links=links, record=ckpt == film)  # fmt: skip
+        if ckpt == film:
+            res["film"] = {"ckpt": str(ckpt), "seed": args.seed, "episode": 0,
+                           **{k: v[0].tolist() for k, v in r.pop("truth").items()}}  # fmt: skip
         res["policies"][name] = summarise_polis(r) | {"ckpt": str(ckpt)}
         log(f"polis {name}: betrayal {res['policies'][name]['betrayal_rate']['mean']:.3f}")
-    if "planner" in args.policies and args.political_ckpt:  # the filmstrip: one planned episode
-        ckpt = args.political_ckpt[0]
-        model, hparams = load_world_model(ckpt)
-        r = run_polis("planner", config, task, 1, args.seed, POLIS_CEM, model,
-                      links=state_links(hparams, ckpt, config.n_agents), record=True)  # fmt: skip
-        res["film"] = {"ckpt": str(ckpt), "seed": args.seed,
-                       **{k: v[0].tolist() for k, v in r["truth"].items()}}  # fmt: skip
     return res
+
+
+def run_name(ckpt) -> str:
+    """The run of a checkpoint runs/<name>/version_0/checkpoints/<file>: <name>."""
+    return Path(ckpt).parents[2].name
 
 
 def polis_film(out: Path, film: dict, config: PolisConfig) -> None:
@@ -188,8 +189,8 @@ def polis_film(out: Path, film: dict, config: PolisConfig) -> None:
         ax.invert_yaxis()  # image convention (data_gen/render.py)
         ax.set_xticks([]), ax.set_yticks([])
     fig.suptitle(
-        f"Polis: the political planner ({Path(film['ckpt']).parents[2].name}), one "
-        f"episode (seed {film['seed']}); ring = cue at the exchange",
+        f"Polis: the political planner ({run_name(film['ckpt'])}), episode 0 of the table's "
+        f"run (seed {film['seed']}); ring = cue at the exchange",
         fontsize=8,
     )
     fig.tight_layout()

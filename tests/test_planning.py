@@ -273,6 +273,19 @@ def test_polis_harness_measures_conduct():
     assert np.all(tft["betrayal_rate"][tft["exchanges"] > 0] == 0)
 
 
+def tiny_polis_model(obs_size: int = 36, action_dim: int = 18) -> nn.Module:
+    """A random object-centric Polis state model (6 agents; 36 features, or 72 with the link
+    columns; 18 action features per round-step: move + C/D, or 12: a physical model's forces)."""
+    from pwm.models import build_world_model
+
+    torch.manual_seed(0)
+    return build_world_model(
+        observation="state", obs_size=obs_size, action_dim=action_dim, window=4, history=3,
+        embed_dim=12, projector_hidden=16, objects=6, encoder={"width": 8, "depth": 1},
+        predictor={"width": 16, "depth": 1, "heads": 2, "head_dim": 8, "mlp_dim": 16},
+    ).eval()  # fmt: skip
+
+
 def test_social_goal_puts_partners_near_and_cooperating():
     state = np.random.default_rng(0).uniform(0.2, 0.8, (2, 36)).astype(np.float32)
     g = social_goal(state, 0.12).reshape(2, 6, 6)
@@ -282,28 +295,20 @@ def test_social_goal_puts_partners_near_and_cooperating():
     assert np.array_equal(g[:, 0], state.reshape(2, 6, 6)[:, 0])
     # the --state-links layout (6 + 6 link columns per agent): each partner linked to the ego
     links = np.random.default_rng(1).uniform(0.2, 0.8, (2, 72)).astype(np.float32)
-    gl = social_goal(links, 0.12, links=True).reshape(2, 6, 12)
+    gl = social_goal(links, 0.12, agents=6).reshape(2, 6, 12)
     assert np.allclose(gl[..., :6].reshape(2, 36), social_goal(links.reshape(2, 6, 12)[..., :6]
                                                                .reshape(2, 36), 0.12))  # fmt: skip
     assert (gl[:, 1:, 6] == 1).all() and (gl[:, 1:, 7:] == 0).all()
     assert np.array_equal(gl[:, 0], links.reshape(2, 6, 12)[:, 0])
-    with pytest.raises(PlanningError, match="no --state-links layout"):
-        social_goal(links[:, :70], 0.12, links=True)
+    with pytest.raises(PlanningError, match="a state does not observe the Polis state of 6 "):
+        social_goal(links[:, :66], 0.12, agents=6)
 
 
 @pytest.mark.parametrize(
     "action_dim, links", [(18, False), (12, False), (18, True), (12, True)]
 )  # a political (move + C/D) or physical model, each with or without the link columns
 def test_polis_planner_runs_closed_loop_with_a_world_model(action_dim, links):
-    from pwm.models import build_world_model
-
-    torch.manual_seed(0)
-    model = build_world_model(
-        observation="state", obs_size=72 if links else 36, action_dim=action_dim, window=4,
-        history=3,
-        embed_dim=12, projector_hidden=16, objects=6, encoder={"width": 8, "depth": 1},
-        predictor={"width": 16, "depth": 1, "heads": 2, "head_dim": 8, "mlp_dim": 16},
-    ).eval()  # fmt: skip
+    model = tiny_polis_model(72 if links else 36, action_dim)
     cfg = PolisConfig(law="reciprocity", population="civilized")
     budget = CEMConfig(samples=8, topk=2, iterations=1, horizon=2, discrete="exhaustive")
     r = run_polis("planner", cfg, PolisTask(rounds=3), 3, 0, budget, model, links=links)
@@ -312,14 +317,8 @@ def test_polis_planner_runs_closed_loop_with_a_world_model(action_dim, links):
 
 def test_polis_physical_planner_draws_its_blind_c_d_from_the_random_policys_coin(monkeypatch):
     import pwm.planning.polis as polis_planning
-    from pwm.models import build_world_model
 
-    torch.manual_seed(0)
-    physical = build_world_model(
-        observation="state", obs_size=36, action_dim=12, window=4, history=3, embed_dim=12,
-        projector_hidden=16, objects=6, encoder={"width": 8, "depth": 1},
-        predictor={"width": 16, "depth": 1, "heads": 2, "head_dim": 8, "mlp_dim": 16},
-    ).eval()  # fmt: skip
+    physical = tiny_polis_model(36, action_dim=12)
     forced, real_run = [], polis_planning.run
     monkeypatch.setattr(polis_planning, "run", lambda c, sc, script: (
         forced.append(script.force[:, :, 0].copy()), real_run(c, sc, script))[1])  # fmt: skip
@@ -379,17 +378,10 @@ def test_pwm_plan_polis_refuses_a_state_model_of_another_layout(monkeypatch, tmp
 def test_polis_filmstrip_of_a_recorded_planned_episode(tmp_path):
     import sys
 
-    from pwm.models import build_world_model
-
     sys.path.insert(0, "experiments")
     import planning as planning_experiment
 
-    torch.manual_seed(0)
-    model = build_world_model(
-        observation="state", obs_size=72, action_dim=18, window=4, history=3, embed_dim=12,
-        projector_hidden=16, objects=6, encoder={"width": 8, "depth": 1},
-        predictor={"width": 16, "depth": 1, "heads": 2, "head_dim": 8, "mlp_dim": 16},
-    ).eval()  # fmt: skip
+    model = tiny_polis_model(72)
     cfg = PolisConfig(law="reciprocity", population="civilized")
     budget = CEMConfig(samples=8, topk=2, iterations=1, horizon=2, discrete="exhaustive")
     r = run_polis("planner", cfg, PolisTask(rounds=3), 2, 0, budget, model, links=True,
@@ -397,7 +389,7 @@ def test_polis_filmstrip_of_a_recorded_planned_episode(tmp_path):
     truth = r["truth"]
     assert truth["positions"].shape == (2, 3 * cfg.round_len + 1, 6, 2)
     assert truth["trust"].shape == (2, 3 * cfg.round_len + 1, 6, 6)
-    film = {"ckpt": "runs/law-x-s0/version_0/checkpoints/last.ckpt", "seed": 0,
+    film = {"ckpt": "runs/law-x-s0/version_0/checkpoints/last.ckpt", "seed": 0, "episode": 0,
             **{k: v[0].tolist() for k, v in truth.items()}}  # fmt: skip
     planning_experiment.polis_film(tmp_path, film, cfg)
     assert (tmp_path / "filmstrip_polis.png").stat().st_size > 1000

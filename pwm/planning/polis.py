@@ -44,6 +44,7 @@ import torch
 from data_gen import agents
 from data_gen.polis import Script, draw_scenario, observe, run
 from data_gen.polis_config import PolisConfig
+from data_gen.render import state_layout
 from pwm.models import WorldModel
 from pwm.planning.cem import ActionSpace, CEMConfig, PlanningError, RecedingHorizon
 from pwm.planning.latent import LatentScore, encode, goal_dims
@@ -71,16 +72,20 @@ class PolisTask:
         return asdict(self)
 
 
-def social_goal(state: np.ndarray, ring: float, links: bool = False) -> np.ndarray:
+def social_goal(state: np.ndarray, ring: float, agents: int | None = None) -> np.ndarray:
     """(B, F N) states -> goals: partners on a ring around the ego, at rest, cue C (B, F N).
-    With `links` (F = 6 + N, the `--state-links` layout) each partner's link is drawn to the
-    ego (link_0 = 1, its other link columns 0): partners near and cooperating *with the ego*;
-    the ego's own row is kept as it is."""
-    n = state.shape[1] // 6 if not links else _agents_of_links(state.shape[1])
+    `agents` N (default: the plain layout's width / 6) tells a `--state-links` state (F = 6 + N,
+    render.state_layout) apart: there each partner's link is drawn to the ego (link_0 = 1, its
+    other link columns 0): partners near and cooperating *with the ego*. The ego's own row is
+    kept as it is."""
+    plain = len(state_layout(1))
+    n = agents or state.shape[1] // plain
+    links = _layout_links(state.shape[1], n, "a state")
     per = state.reshape(len(state), n, -1).copy()  # (B, N, F)
     if links:
-        per[:, 1:, 6:] = 0.0
-        per[:, 1:, 6] = 1.0
+        link0 = state_layout(n, links=True).index("link_0")
+        per[:, 1:, link0:] = 0.0
+        per[:, 1:, link0] = 1.0
     angle = 2 * np.pi * np.arange(n - 1) / max(n - 1, 1)
     ring_xy = ring * np.stack([np.cos(angle), np.sin(angle)], -1)  # (N-1, 2)
     per[:, 1:, :2] = np.clip(per[:, :1, :2] + ring_xy, 0.05, 0.95)
@@ -92,20 +97,19 @@ def social_goal(state: np.ndarray, ring: float, links: bool = False) -> np.ndarr
 def state_links(hparams: dict, ckpt, n_agents: int) -> bool:
     """Whether a checkpoint's model observes the `--state-links` layout of Polis's state
     (True) or the plain one (False); PlanningError (one line) if it observes neither."""
-    layouts = {6 * n_agents: False, (6 + n_agents) * n_agents: True}
-    if hparams.get("observation") != "state" or hparams.get("obs_size") not in layouts:
-        raise PlanningError(f"checkpoint {ckpt} does not observe the Polis state of {n_agents} "
-                            f"agents ({6 * n_agents} features, or {(6 + n_agents) * n_agents} "
-                            "with --state-links)")  # fmt: skip
-    return layouts[hparams["obs_size"]]
+    state = hparams.get("obs_size") if hparams.get("observation") == "state" else None
+    return _layout_links(state, n_agents, f"checkpoint {ckpt}")
 
 
-def _agents_of_links(features: int) -> int:
-    """N from a `--state-links` state width F N = (6 + N) N."""
-    n = int(round((-6 + np.sqrt(36 + 4 * features)) / 2))
-    if n * (6 + n) != features:
-        raise PlanningError(f"a state of {features} features is no --state-links layout")
-    return n
+def _layout_links(features, n: int, what: str) -> bool:
+    """Whether `features` is the Polis state width of n agents with the link columns (True) or
+    without (False), by render.state_layout, the one definition of the layout."""
+    widths = {len(state_layout(n, links)) * n: links for links in (False, True)}
+    if features not in widths:
+        plain, linked = widths
+        raise PlanningError(f"{what} does not observe the Polis state of {n} agents ({plain} "
+                            f"features, or {linked} with --state-links)")  # fmt: skip
+    return widths[features]
 
 
 def model_blocks(actions: np.ndarray, steps: list[int], L: int, A: int, ego_force: float):
@@ -207,7 +211,7 @@ def run_polis(
         obs = observe(truth, links)[:, [s * L for s in steps]]  # (B, C, F N)
         z = encode(model, obs)
         ac = torch.from_numpy(model_blocks(truth["actions"], steps[:-1], L, A, config.ego_force))
-        zg = encode(model, social_goal(obs[:, -1], task.ring, links)[:, None])[:, 0]
+        zg = encode(model, social_goal(obs[:, -1], task.ring, N)[:, None])[:, 0]
         score = LatentScore(
             model, z, ac, zg, lambda u, k: to_blocks(u, k, L, A, config.ego_force), dims, False
         )

@@ -226,12 +226,12 @@ def consequence_probe(
 def _one_step(wm, emb, episodes, t, actions, H: int, n_steps: int, skip: int, device):
     """(P, S, D): each step s = 0..S-1 predicted from the episodes' own H real embeddings
     before it (frames t + skip (s - H) .. t + skip (s - 1)) and their action blocks
-    `actions` (P, H + S - 1, A), one predictor call per step."""
+    `actions` (P, H + S - 1, A), all S windows in one predictor call."""
     z = torch.from_numpy(emb[episodes[:, None], t[:, None] + skip * np.arange(-H, n_steps - 1)])
     a = torch.from_numpy(actions)
-    steps = [wm.predict(z[:, s : s + H].to(device), a[:, s : s + H].to(device), last=True)
-             for s in range(n_steps)]  # fmt: skip
-    return torch.cat(steps, dim=1).cpu().numpy()
+    windows = lambda x: x.unfold(1, H, 1).movedim(-1, 2).flatten(0, 1)  # noqa: E731  (P S, H, .)
+    pred = wm.predict(windows(z).to(device), windows(a).to(device), last=True)  # (P S, 1, D)
+    return pred.reshape(len(episodes), n_steps, -1).cpu().numpy()
 
 
 def action_blocks(acts: np.ndarray, steps: np.ndarray, t: np.ndarray, skip: int):
