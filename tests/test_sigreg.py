@@ -22,6 +22,26 @@ def test_matches_dense_formula_value_and_gradient():
     assert torch.allclose(g_fast, g_dense, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("knots", [2, 3, 17])
+def test_matches_dense_formula_across_batch_blocks(knots):
+    """A batch over several blocks of the recurrence (not a multiple of the block), T = 2, the
+    fewest knots the recurrences allow and the default: value and gradient equal to the dense
+    formula in float64 (the stacked recurrence forward, Clenshaw's recurrence backward), to
+    the float32 rounding of the module's knot weights (made in float32, then cast)."""
+    from pwm.losses import sigreg as module
+
+    sig = SIGReg(num_directions=32, num_knots=knots).double()
+    gen = torch.Generator().manual_seed(knots)
+    z = torch.randn(2, 2 * module._BLOCK + 37, 8, dtype=torch.float64, generator=gen)
+    z.requires_grad_(True)
+    fast = sig(z, step=1)
+    dense = sigreg_dense(z, sig.directions(8, 1).double(), num_knots=knots)
+    (g_fast,) = torch.autograd.grad(fast, z)
+    (g_dense,) = torch.autograd.grad(dense, z)
+    torch.testing.assert_close(fast, dense, rtol=1e-7, atol=0)
+    assert (g_fast - g_dense).abs().max() <= 1e-6 * g_dense.abs().max()
+
+
 def test_gaussian_oracle():
     """For Z ~ N(0, I) the mean statistic per direction is sum_k w_k (1 - exp(-t_k^2)), any N."""
     sig = SIGReg(num_directions=256)

@@ -14,7 +14,9 @@ w_k = trapezoid weight x window e^{-t_k^2/2}.
 
 Implementation choices (fast and exact, see experiments/benchmarks/sigreg.py):
 - the knots are multiples of one angle dt*h, so cos(k dt h) and sin(k dt h) come from the
-  Chebyshev recurrence c_{k+1} = 2 cos(dt h) c_k - c_{k-1} (two transcendental calls instead of K);
+  Chebyshev recurrence c_{k+1} = 2 cos(dt h) c_k - c_{k-1} (two transcendental calls instead of K),
+  cosine and sine stacked in one tensor (half the small kernels); the backward evaluates the
+  gradient's two Fourier series with Clenshaw's recurrence, one multiply-add per knot;
 - a custom autograd function keeps only h and recomputes the recurrence in backward, so memory is
   O(T B M), never the O(T B M K) of the dense formula; the batch is processed in blocks;
 - directions come from a CPU generator seeded by (seed, step): identical on every rank when the
@@ -34,43 +36,52 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-_BLOCK = 64  # batch rows per block of the recurrence (keeps the working set in cache)
+_BLOCK = 128  # batch rows per block of the recurrence (keeps the working set in cache)
 _MIN_DIRECTIONS = 64  # fewest directions per thread (fewer: one thread does all)
 
 
-def _harmonics(theta: Tensor, K: int):
-    """Yield (k, cos(k theta), sin(k theta)) for k = 0..K-1 by the Chebyshev recurrence."""
-    c1, s1 = torch.cos(theta), torch.sin(theta)
-    two_c1 = 2 * c1
-    c_prev, s_prev = torch.ones_like(theta), torch.zeros_like(theta)
-    c, s = c1, s1
-    yield 0, c_prev, s_prev
-    for k in range(1, K):
-        yield k, c, s
-        c, c_prev = two_c1 * c - c_prev, c
-        s, s_prev = two_c1 * s - s_prev, s
+def _forward_part(h: Tensor, dt: float, K: int, CS: Tensor, cols: slice) -> None:
+    """CS[:, :, :, cols] += the harmonic sums of directions `cols`, blocks of the batch.
 
-
-def _forward_part(h: Tensor, dt: float, K: int, C: Tensor, S: Tensor, cols: slice) -> None:
-    """C, S[:, cols] = the harmonic sums of directions `cols` (blocks of the batch)."""
+    CS: (K, 2, T, M), [k, 0] the sums of cos(k theta), [k, 1] of sin(k theta). Cosine and sine
+    run as one stacked tensor X_k = (cos k theta, sin k theta) through the Chebyshev recurrence
+    X_{k+1} = 2 cos(theta) X_k - X_{k-1}: half the kernels of two separate recurrences."""
     for start in range(0, h.shape[1], _BLOCK):
         theta = dt * h[:, start : start + _BLOCK, cols]  # (T, b, m)
-        for k, c, s in _harmonics(theta, K):
-            C[:, cols, k] += c.sum(1)
-            S[:, cols, k] += s.sum(1)
+        c1 = torch.cos(theta)
+        two_c1 = 2 * c1
+        CS[0, 0, :, cols] += theta.shape[1]  # cos 0 = 1 (sin 0 = 0 adds nothing)
+        X, X_prev = torch.stack([c1, torch.sin(theta)]), None  # X_1, X_0 = (1, 0)
+        for k in range(1, K):
+            CS[k, :, :, cols] += X.sum(2)
+            if k + 1 < K:
+                if X_prev is None:  # X_2 = 2 cos X_1 - (1, 0)
+                    nxt = torch.mul(two_c1, X)
+                    nxt[0] -= 1
+                else:
+                    nxt = torch.mul(two_c1, X).sub_(X_prev)
+                X, X_prev = nxt, X
 
 
-def _backward_part(h: Tensor, dt: float, K: int, a: Tensor, b: Tensor, grad: Tensor,
-                   cols: slice) -> None:  # fmt: skip
-    """grad[:, :, cols] from the sums' gradients (a, b: coefficients of sin, cos)."""
-    a, b = a[..., cols, :], b[..., cols, :]  # (T, 1, m, K)
+def _backward_part(h: Tensor, dt: float, K: int, coef: Tensor, grad: Tensor, cols: slice) -> None:
+    """grad[:, :, cols] = sum_k b_k cos(k theta) + a_k sin(k theta), blocks of the batch.
+
+    Clenshaw's recurrence evaluates both series at once, one stacked tensor, without the
+    harmonics themselves: y_j = c_j + 2 cos(theta) y_{j+1} - y_{j+2}; the cosine series is
+    y_0 - cos(theta) y_1 with c_j = b_j, the sine series sin(theta) y_0 with c_j = a_{j+1}
+    (sin k theta = sin theta U_{k-1}(cos theta)). coef: (K, 2, T, 1, M), [j, 0] = b_j,
+    [j, 1] = a_{j+1} (0 for the last j)."""
     for start in range(0, h.shape[1], _BLOCK):
         theta = dt * h[:, start : start + _BLOCK, cols]  # (T, b, m)
-        acc = torch.zeros_like(theta)
-        for k, c, s in _harmonics(theta, K):
-            if k:
-                acc += a[..., k] * s + b[..., k] * c
-        grad[:, start : start + _BLOCK, cols] = acc
+        c1 = torch.cos(theta)
+        two_c1 = 2 * c1
+        y = theta.new_zeros(2, *theta.shape)  # y_{j+1}
+        y_prev = torch.zeros_like(y)  # y_{j+2}
+        for j in range(K - 1, 0, -1):
+            y, y_prev = torch.addcmul(coef[j, ..., cols], two_c1, y).sub_(y_prev), y
+        y0 = torch.addcmul(coef[0, ..., cols], two_c1, y).sub_(y_prev)
+        cosine = torch.addcmul(y0[0], c1, y[0], value=-1)
+        torch.addcmul(cosine, torch.sin(theta), y0[1], out=grad[:, start : start + _BLOCK, cols])
 
 
 def _over_directions(work, M: int, device: torch.device) -> None:
@@ -110,11 +121,11 @@ class _HarmonicSums(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h: Tensor, dt: float, K: int):  # h: (T, B, M)
         T, B, M = h.shape
-        C = h.new_zeros(T, M, K)  # (T, M, K)
-        S = h.new_zeros(T, M, K)  # (T, M, K)
-        _over_directions(lambda cols: _forward_part(h, dt, K, C, S, cols), M, h.device)
+        CS = h.new_zeros(K, 2, T, M)  # (K, 2, T, M): a contiguous row per knot
+        _over_directions(lambda cols: _forward_part(h, dt, K, CS, cols), M, h.device)
         ctx.save_for_backward(h)
         ctx.dt, ctx.K = dt, K
+        C, S = CS.permute(1, 2, 3, 0).unbind(0)  # (T, M, K) each
         return C, S
 
     @staticmethod
@@ -122,11 +133,13 @@ class _HarmonicSums(torch.autograd.Function):
         (h,) = ctx.saved_tensors
         dt, K = ctx.dt, ctx.K
         kdt = dt * torch.arange(K, dtype=h.dtype, device=h.device)  # (K,)
-        a = (-gC * kdt).unsqueeze(1)  # (T, 1, M, K) coefficient of sin(k theta)
-        b = (gS * kdt).unsqueeze(1)  # (T, 1, M, K) coefficient of cos(k theta)
+        b = gS * kdt  # (T, M, K) coefficient of cos(k theta)
+        a = -gC * kdt  # (T, M, K) coefficient of sin(k theta)
+        a_next = torch.cat([a[..., 1:], torch.zeros_like(a[..., :1])], -1)  # a_{j+1}
+        coef = torch.stack([b, a_next]).permute(3, 0, 1, 2).unsqueeze(3).contiguous()
         grad = torch.empty_like(h)  # (T, B, M)
         M = h.shape[-1]
-        _over_directions(lambda cols: _backward_part(h, dt, K, a, b, grad, cols), M, h.device)
+        _over_directions(lambda cols: _backward_part(h, dt, K, coef, grad, cols), M, h.device)
         return grad, None, None
 
 
