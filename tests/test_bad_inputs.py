@@ -391,6 +391,17 @@ CASES = [
     ("min_lr_ratio < 0", lambda i: fit(i, "--model.optim.min_lr_ratio=-0.1"), "min_lr_ratio"),
     ("objects 0", lambda i: fit(i, "--model.objects=0"), "model.objects must be >= 1"),
     ("objects with pixels", lambda i: fit(i, "--model.objects=2"), "needs state observations"),
+    ("unknown tokens", lambda i: fit(i, "--model.encoder.tokens=slots"), "tokens must be one of"),
+    (
+        "patch tokens vs objects",
+        lambda i: fit(i, "--model.encoder.tokens=patches"),
+        "tokens per frame",
+    ),
+    (
+        "patch tokens on state",
+        lambda i: fit(i, "--data.observation=state", "--model.encoder.tokens=patches"),
+        "tokens patches needs pixel observations",
+    ),
     (
         "objects vs state",
         lambda i: fit(i, "--data.observation=state", "--model.objects=5"),

@@ -25,7 +25,13 @@ from dataclasses import dataclass, fields
 from torch import nn
 
 from pwm.losses.prediction import PREDICTION_LOSSES, VARIANCE
-from pwm.models.encoders import ObjectStateEncoder, StateEncoder, StateIdentity, ViTEncoder
+from pwm.models.encoders import (
+    TOKENS,
+    ObjectStateEncoder,
+    StateEncoder,
+    StateIdentity,
+    ViTEncoder,
+)
 from pwm.models.jepa import WorldModel
 from pwm.models.predictor import Predictor
 from pwm.models.projector import Projector, Standardizer
@@ -42,6 +48,8 @@ class EncoderConfig:
         depth: ViT layers / MLP hidden layers.
         heads: ViT attention heads.
         mlp_dim: ViT MLP hidden size (0: 4 * width).
+        tokens: what the ViT gives per frame: `cls` (one vector, LeWM) or `patches` (one token
+            per patch; model.objects must then be the number of patches).
     """
 
     patch_size: int = 8
@@ -49,6 +57,7 @@ class EncoderConfig:
     depth: int = 12
     heads: int = 3
     mlp_dim: int = 0
+    tokens: str = "cls"
 
 
 @dataclass(frozen=True)
@@ -134,7 +143,9 @@ def build_world_model(
 def frame_encoder(observation: str, obs_size: int, cfg: EncoderConfig, objects: int) -> nn.Module:
     """The learned encoder of one frame: ViT (pixels), MLP (state) or per-object MLP (k > 1)."""
     if observation == "pixels":
-        return ViTEncoder(obs_size, cfg.patch_size, cfg.width, cfg.depth, cfg.heads, cfg.mlp_dim)
+        return ViTEncoder(
+            obs_size, cfg.patch_size, cfg.width, cfg.depth, cfg.heads, cfg.mlp_dim, cfg.tokens
+        )
     if objects > 1:
         return ObjectStateEncoder(obs_size, objects, cfg.width, cfg.depth)
     return StateEncoder(obs_size, cfg.width, cfg.depth)
@@ -189,12 +200,30 @@ def check(
         raise ValueError("model.target oracle needs state observations (--data.observation=state)")
     if objects < 1:
         raise ValueError(f"model.objects must be >= 1, got {objects}")
-    if objects > 1:
-        if observation != "state":
+    if encoder.tokens not in TOKENS:
+        raise ValueError(
+            f"model.encoder.tokens must be one of {', '.join(TOKENS)}, got {encoder.tokens!r}"
+        )
+    if encoder.tokens == "patches":
+        if observation != "pixels" or target == "oracle":
             raise ValueError(
-                "model.objects > 1 needs state observations (--data.observation=state)"
+                "model.encoder.tokens patches needs pixel observations and a learned encoder"
             )
-        if obs_size % objects:
+        if obs_size % encoder.patch_size == 0:
+            patches = (obs_size // encoder.patch_size) ** 2
+            if objects != patches:
+                raise ValueError(
+                    f"model.encoder.tokens patches gives {patches} tokens per frame ({obs_size} "
+                    f"px / patch {encoder.patch_size}, squared): set model.objects={patches}, "
+                    f"got {objects}"
+                )
+    elif objects > 1 and observation != "state":
+        raise ValueError(
+            "model.objects > 1 needs state observations (--data.observation=state) or, with "
+            "pixels, model.encoder.tokens=patches"
+        )
+    if objects > 1:
+        if observation == "state" and obs_size % objects:
             raise ValueError(
                 f"model.objects {objects} does not divide the {obs_size} state features"
             )

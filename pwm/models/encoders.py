@@ -44,8 +44,15 @@ class SelfAttention(nn.Module):
         return self.out_proj(out.transpose(1, 2).reshape(b, n, w)), None
 
 
+TOKENS = ("cls", "patches")
+
+
 class ViTEncoder(nn.Module):
-    """torchvision VisionTransformer over uint8 frames; returns the last-layer CLS token.
+    """torchvision VisionTransformer over uint8 frames; returns the last-layer CLS token (B,
+    width), or with `tokens="patches"` every patch's last-layer token (B, P, width), P =
+    (image_size / patch_size)^2 in row-major order: the frame as P tokens for the predictor to
+    attend over, as it does over the objects of the object-centric state model (issue 28: a cue
+    spans a few pixels, and one CLS vector per frame kept none of it).
 
     Args:
         image_size: side of the square input frames.
@@ -54,16 +61,27 @@ class ViTEncoder(nn.Module):
         depth: number of transformer layers.
         heads: attention heads.
         mlp_dim: hidden dimension of each MLP block (default 4 * width).
+        tokens: `cls` (one vector per frame, LeWM) or `patches` (one token per patch).
     """
 
     def __init__(
-        self, image_size: int, patch_size: int, width: int, depth: int, heads: int, mlp_dim: int = 0
+        self,
+        image_size: int,
+        patch_size: int,
+        width: int,
+        depth: int,
+        heads: int,
+        mlp_dim: int = 0,
+        tokens: str = "cls",
     ):
         super().__init__()
         if image_size % patch_size:
             raise ValueError(f"image_size {image_size} is not divisible by patch_size {patch_size}")
         if width % heads:
             raise ValueError(f"encoder width {width} is not divisible by heads {heads}")
+        if tokens not in TOKENS:
+            raise ValueError(f"encoder tokens must be one of {', '.join(TOKENS)}, got {tokens!r}")
+        self.tokens = tokens
         self.vit = VisionTransformer(
             image_size=image_size,
             patch_size=patch_size,
@@ -81,7 +99,13 @@ class ViTEncoder(nn.Module):
 
     def forward(self, pixels: Tensor) -> Tensor:  # (B, H, W, 3) uint8
         x = rearrange(pixels, "b h w c -> b c h w").float().div(127.5).sub(1.0)  # (B, 3, H, W)
-        return self.vit(x)  # (B, width)
+        if self.tokens == "cls":
+            return self.vit(x)  # (B, width)
+        # torchvision's forward, keeping the patch tokens: embed, prepend CLS, encode (its
+        # positional embedding and final LayerNorm included)
+        x = self.vit._process_input(x)  # (B, P, width)
+        cls = self.vit.class_token.expand(x.shape[0], -1, -1)  # (B, 1, width)
+        return self.vit.encoder(torch.cat([cls, x], dim=1))[:, 1:]  # (B, P, width)
 
 
 class StateEncoder(nn.Module):
