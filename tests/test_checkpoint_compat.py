@@ -96,8 +96,25 @@ def test_old_checkpoint_keeps_its_state_dict_and_hyperparameter_keys(name):
     shapes = {k: tuple(v.shape) for k, v in ckpt["state_dict"].items()}
     assert {k: tuple(v.shape) for k, v in module.state_dict().items()} == shapes
     # every saved hyperparameter is still an option and saved as it was (an option added later
-    # takes its default)
-    assert {k: module.hparams[k] for k in hparams} == hparams
+    # takes its default, also inside a section: encoder.tokens is "cls", the saved ViT's)
+    now = {k: module.hparams[k] for k in hparams}
+    for k, v in hparams.items():
+        if isinstance(v, dict):
+            assert {j: now[k][j] for j in v} == v
+            assert all(now[k][j] == default(k, j) for j in set(now[k]) - set(v))
+        else:
+            assert now[k] == v
+
+
+def default(section: str, key: str):
+    """The default of option `section.key` of the model (a config dataclass's field)."""
+    from dataclasses import fields
+
+    from pwm.models.builder import EncoderConfig, PredictorConfig
+    from pwm.module import OptimConfig
+
+    cls = {"encoder": EncoderConfig, "predictor": PredictorConfig, "optim": OptimConfig}[section]
+    return {f.name: f.default for f in fields(cls)}[key]
 
 
 def test_old_checkpoint_resumes_training(toy_dataset, tmp_path):

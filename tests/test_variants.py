@@ -116,7 +116,7 @@ def test_hyperparameters_are_plain_and_checkpoint_loads_weights_only(tmp_path):
     again.load_state_dict(loaded["state_dict"])
     assert dict(again.hparams) == dict(m.hparams)
     assert again.hparams.encoder == {"patch_size": 8, "width": 16, "depth": 1, "heads": 3,
-                                     "mlp_dim": 0}  # fmt: skip
+                                     "mlp_dim": 0, "tokens": "cls"}  # fmt: skip
 
 
 def test_validate_and_test_from_a_checkpoint_and_offline_wandb(toy_dataset, tmp_path):
