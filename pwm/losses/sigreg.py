@@ -36,7 +36,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-_BLOCK = 128  # batch rows per block of the recurrence (keeps the working set in cache)
+_BLOCK = 256  # batch rows per block of the recurrence (keeps the working set in cache)
 _MIN_DIRECTIONS = 64  # fewest directions per thread (fewer: one thread does all)
 
 
