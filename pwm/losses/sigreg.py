@@ -46,14 +46,15 @@ def _forward_part(h: Tensor, dt: float, K: int, CS: Tensor, cols: slice) -> None
     CS: (K, 2, T, M), [k, 0] the sums of cos(k theta), [k, 1] of sin(k theta). Cosine and sine
     run as one stacked tensor X_k = (cos k theta, sin k theta) through the Chebyshev recurrence
     X_{k+1} = 2 cos(theta) X_k - X_{k-1}: half the kernels of two separate recurrences."""
+    rows = [CS[k, :, :, cols] for k in range(K)]  # (2, T, m) views, made once
     for start in range(0, h.shape[1], _BLOCK):
         theta = dt * h[:, start : start + _BLOCK, cols]  # (T, b, m)
         c1 = torch.cos(theta)
         two_c1 = 2 * c1
-        CS[0, 0, :, cols] += theta.shape[1]  # cos 0 = 1 (sin 0 = 0 adds nothing)
+        rows[0][0] += theta.shape[1]  # cos 0 = 1 (sin 0 = 0 adds nothing)
         X, X_prev = torch.stack([c1, torch.sin(theta)]), None  # X_1, X_0 = (1, 0)
         for k in range(1, K):
-            CS[k, :, :, cols] += X.sum(2)
+            rows[k] += X.sum(2)
             if k + 1 < K:
                 if X_prev is None:  # X_2 = 2 cos X_1 - (1, 0)
                     nxt = torch.mul(two_c1, X)
@@ -71,15 +72,16 @@ def _backward_part(h: Tensor, dt: float, K: int, coef: Tensor, grad: Tensor, col
     y_0 - cos(theta) y_1 with c_j = b_j, the sine series sin(theta) y_0 with c_j = a_{j+1}
     (sin k theta = sin theta U_{k-1}(cos theta)). coef: (K, 2, T, 1, M), [j, 0] = b_j,
     [j, 1] = a_{j+1} (0 for the last j)."""
+    c = [coef[j, ..., cols] for j in range(K)]  # (2, T, 1, m) views, made once
     for start in range(0, h.shape[1], _BLOCK):
         theta = dt * h[:, start : start + _BLOCK, cols]  # (T, b, m)
         c1 = torch.cos(theta)
         two_c1 = 2 * c1
-        y = theta.new_zeros(2, *theta.shape)  # y_{j+1}
-        y_prev = torch.zeros_like(y)  # y_{j+2}
-        for j in range(K - 1, 0, -1):
-            y, y_prev = torch.addcmul(coef[j, ..., cols], two_c1, y).sub_(y_prev), y
-        y0 = torch.addcmul(coef[0, ..., cols], two_c1, y).sub_(y_prev)
+        y, y_prev = c[K - 1], None  # y_{K-1} = c_{K-1} (y_K = y_{K+1} = 0)
+        for j in range(K - 2, -1, -1):  # y_j, from y = y_{j+1} and y_prev = y_{j+2}
+            nxt = torch.addcmul(c[j], two_c1, y)
+            y, y_prev = (nxt if y_prev is None else nxt.sub_(y_prev)), y
+        y0, y = y, y_prev  # y_0, y_1
         cosine = torch.addcmul(y0[0], c1, y[0], value=-1)
         torch.addcmul(cosine, torch.sin(theta), y0[1], out=grad[:, start : start + _BLOCK, cols])
 
