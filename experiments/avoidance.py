@@ -40,6 +40,7 @@ Polis dataset, a missing array, --shards < 1, episodes too short) is one line on
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -48,10 +49,10 @@ from pathlib import Path
 
 import numpy as np
 
-from data_gen.agents import DISPOSITIONS, EVENTS
+from data_gen.agents import DISPOSITIONS, EVENTS, C, D  # C, D: the action codes
 from pwm.data.format import Dataset, DatasetError, open_dataset
+from pwm.probes.cli import jsonable
 
-C, D = 1, 0  # executed / intended action codes (data_gen.agents)
 BEFORE, HORIZON = 2, 5  # rounds of window before r; rounds after it (s = 0..HORIZON-1)
 STEPS = list(range(-BEFORE, HORIZON))  # s of d(r+s+1) - d(r+s)
 ONSET = 2  # s of the disposition split and of the predicted change, d(r+3) - d(r+2)
@@ -157,28 +158,21 @@ def pair_rows(a: dict[str, np.ndarray], x: dict[str, np.ndarray], round_len: int
     }
 
 
-def mean_diff(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column-wise nanmean(a) - nanmean(b) and its standard error (nan where a column has < 2)."""
+@contextlib.contextmanager
+def quiet():
+    """No warnings for empty or all-nan columns: their statistics are nan, as reported."""
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+def mean_diff(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column-wise nanmean(a) - nanmean(b) and its standard error (nan where a column has < 2)."""
+    with quiet():
         na, nb = (~np.isnan(a)).sum(0), (~np.isnan(b)).sum(0)
         m = np.nanmean(a, 0) - np.nanmean(b, 0)
         se = np.sqrt(np.nanvar(a, 0, ddof=1) / na + np.nanvar(b, 0, ddof=1) / nb)
     return m, se
-
-
-def nanmean(a: np.ndarray) -> np.ndarray:
-    """Column means ignoring nan (nan for an empty column, without a warning)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(a, 0)
-
-
-def nanstd(a: np.ndarray) -> np.ndarray:
-    """Column standard deviations (ddof 0) ignoring nan (nan for an empty column)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanstd(a, 0)
 
 
 def held_out_r2(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -216,15 +210,15 @@ def analyse(rows: dict, unprovoked: int, dispositions: list[str], round_len: int
     }
     for name, (sel, ctrl) in sets.items():
         m, se = mean_diff(step[sel], step[ctrl])
-        sd = nanstd(step[ctrl])
-        with np.errstate(all="ignore"):
+        with quiet():
+            mean, sd = np.nanmean(step[ctrl], 0), np.nanstd(step[ctrl], 0)
             ratio = m / sd
         out["distance_change"][name] = {
             "n": int(sel.sum()),
             "n_control": int(ctrl.sum()),
             "diff": m,
             "se": se,
-            "control_mean": nanmean(step[ctrl]),
+            "control_mean": mean,
             "control_sd": sd,
             "effect_over_control_sd": ratio,
         }
@@ -317,19 +311,6 @@ def avoidance(ds: Dataset, shards: int | None = None) -> dict:
         "per_episode": episode_counts(x, unprovoked),
         **analyse(pair_rows(a, x, round_len), unprovoked, dispositions, round_len),
     }
-
-
-def plain(obj):
-    """JSON-able copy: arrays to lists, numpy scalars to floats, nan to None."""
-    if isinstance(obj, dict):
-        return {k: plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple | np.ndarray):
-        return [plain(v) for v in obj]
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, float | np.floating):
-        return None if math.isnan(obj) else float(obj)
-    return obj
 
 
 def pm(m: float, se: float, digits: int = 4) -> str:
@@ -451,7 +432,7 @@ def main(argv: list[str] | None = None) -> None:
     command = " ".join(["python experiments/avoidance.py", *map(str, args_text)])
     print("\n".join(report(res, command)))
     if args.json:
-        args.json.write_text(json.dumps(plain({"command": command, **res}), indent=1) + "\n")
+        args.json.write_text(json.dumps(jsonable({"command": command, **res}), indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,8 @@ import pytest
 import torch
 
 from pwm.checkpoint import hparams_of, load_world_model
-from pwm.module import JEPAModule
+from pwm.models.builder import EncoderConfig, PredictorConfig
+from pwm.module import JEPAModule, OptimConfig
 from pwm.probes.checkpoint import random_model
 from pwm.probes.surprise import frame_surprise
 
@@ -31,6 +33,8 @@ TOL = {"rtol": 1e-5, "atol": 1e-6}
 # encoder is no longer built first) and the object-centric predictor's (its object embedding
 # is drawn before the blocks); every other random network is drawn as before
 NEW_INIT = ("state_objects_oracle", "state_objects_stopgrad")
+# the hyperparameters saved as a dict: a section of the model options and its dataclass
+SECTIONS = {"encoder": EncoderConfig, "predictor": PredictorConfig, "optim": OptimConfig}
 
 
 def test_every_fixture_is_there():
@@ -95,26 +99,13 @@ def test_old_checkpoint_keeps_its_state_dict_and_hyperparameter_keys(name):
     module = JEPAModule(**hparams)
     shapes = {k: tuple(v.shape) for k, v in ckpt["state_dict"].items()}
     assert {k: tuple(v.shape) for k, v in module.state_dict().items()} == shapes
-    # every saved hyperparameter is still an option and saved as it was (an option added later
-    # takes its default, also inside a section: encoder.tokens is "cls", the saved ViT's)
-    now = {k: module.hparams[k] for k in hparams}
+    # every saved hyperparameter is still an option and saved as it was; an option added later
+    # takes its default, also inside a section (encoder.tokens: "cls", the saved ViT's)
     for k, v in hparams.items():
-        if isinstance(v, dict):
-            assert {j: now[k][j] for j in v} == v
-            assert all(now[k][j] == default(k, j) for j in set(now[k]) - set(v))
+        if k in SECTIONS:
+            assert module.hparams[k] == asdict(SECTIONS[k]()) | v
         else:
-            assert now[k] == v
-
-
-def default(section: str, key: str):
-    """The default of option `section.key` of the model (a config dataclass's field)."""
-    from dataclasses import fields
-
-    from pwm.models.builder import EncoderConfig, PredictorConfig
-    from pwm.module import OptimConfig
-
-    cls = {"encoder": EncoderConfig, "predictor": PredictorConfig, "optim": OptimConfig}[section]
-    return {f.name: f.default for f in fields(cls)}[key]
+            assert module.hparams[k] == v
 
 
 def test_old_checkpoint_resumes_training(toy_dataset, tmp_path):

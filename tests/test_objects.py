@@ -4,7 +4,6 @@ import pytest
 import test_variants
 import torch
 
-from pwm.checkpoint import load_world_model
 from pwm.models import ObjectStateEncoder, Predictor, build_world_model
 from pwm.models.predictor import object_causal_mask
 from pwm.module import JEPAModule
@@ -84,9 +83,7 @@ def test_object_model_steps_trains_and_rebuilds_from_its_checkpoint(kw, tmp_path
     assert all(p.grad is not None for p in m.model.predictor.parameters())
     if not kw:  # end to end: the per-object encoder learns too
         assert all(p.grad is not None for p in m.model.encoder.parameters())
-    path = tmp_path / "m.pt"
-    torch.save({"hyper_parameters": dict(m.hparams), "state_dict": m.state_dict()}, path)
-    model, _ = load_world_model(path)
+    model, _ = test_variants.reloaded(m, tmp_path)
     m.eval()
     assert torch.equal(model.encode(obs), m.model.encode(obs))
 

@@ -5,7 +5,6 @@ import pytest
 import test_variants
 import torch
 
-from pwm.checkpoint import load_world_model
 from pwm.models import EncoderConfig, build_world_model
 from pwm.models.encoders import ViTEncoder
 from pwm.module import JEPAModule
@@ -24,9 +23,9 @@ def pixel_model(**kw) -> JEPAModule:
 
 
 def test_patch_tokens_are_per_patch_and_local_in_the_embedding():
-    """(B, P, width) out, row-major patches; the CLS mode is torchvision's forward unchanged.
-    With the attention off (depth 0 is not allowed; its output projection zeroed), each patch
-    token depends on its own pixels only: changing one patch moves that token alone."""
+    """(B, P, width) out (the CLS mode: (B, width)), row-major patches. With the attention
+    off (depth 0 is not allowed; its output projection zeroed), each patch token depends on its
+    own pixels only: changing one patch moves that token alone."""
     torch.manual_seed(0)
     enc = ViTEncoder(16, 4, 16, 1, 2, tokens="patches").eval()
     cls = ViTEncoder(16, 4, 16, 1, 2).eval()
@@ -57,9 +56,7 @@ def test_patch_token_model_steps_trains_and_rebuilds_from_its_checkpoint(tmp_pat
     assert torch.isfinite(out["loss"])
     out["loss"].backward()
     assert all(p.grad is not None for p in m.model.encoder.parameters() if p.requires_grad)
-    path = tmp_path / "m.pt"
-    torch.save({"hyper_parameters": dict(m.hparams), "state_dict": m.state_dict()}, path)
-    model, _ = load_world_model(path)
+    model, _ = test_variants.reloaded(m, tmp_path)
     m.eval()
     assert torch.equal(model.encode(obs), m.model.encode(obs))
 

@@ -33,6 +33,13 @@ def small(**kw) -> JEPAModule:
     )
 
 
+def reloaded(m: JEPAModule, tmp_path):
+    """(network, hyperparameters) rebuilt by `load_world_model` from a checkpoint of `m`."""
+    path = tmp_path / "m.ckpt"
+    torch.save({"hyper_parameters": dict(m.hparams), "state_dict": m.state_dict()}, path)
+    return load_world_model(path)
+
+
 @pytest.mark.parametrize(
     "kw",
     [
@@ -94,9 +101,7 @@ def test_oracle_target_predicts_the_standardised_state_and_trains_the_predictor_
 )
 def test_a_checkpoint_of_each_target_loads_as_the_same_network(kw, tmp_path):
     m = small(**kw).eval()
-    path = tmp_path / "m.ckpt"
-    torch.save({"hyper_parameters": dict(m.hparams), "state_dict": m.state_dict()}, path)
-    model, hp = load_world_model(path)
+    model, hp = reloaded(m, tmp_path)
     assert hp == dict(m.hparams) and model.state_dict().keys() == m.model.state_dict().keys()
     obs = torch.randn(2, 5, 12)
     assert torch.equal(model.encode(obs), m.model.encode(obs))

@@ -204,19 +204,21 @@ def check(
         raise ValueError(
             f"model.encoder.tokens must be one of {', '.join(TOKENS)}, got {encoder.tokens!r}"
         )
+    if observation == "pixels" and obs_size % encoder.patch_size:
+        raise ValueError(
+            f"model.encoder.patch_size {encoder.patch_size} does not divide "
+            f"the image size {obs_size}"
+        )
     if encoder.tokens == "patches":
-        if observation != "pixels" or target == "oracle":
+        if observation != "pixels":  # (the oracle target, state only, is refused above)
+            raise ValueError("model.encoder.tokens patches needs pixel observations")
+        patches = (obs_size // encoder.patch_size) ** 2
+        if objects != patches:
             raise ValueError(
-                "model.encoder.tokens patches needs pixel observations and a learned encoder"
+                f"model.encoder.tokens patches gives {patches} tokens per frame ({obs_size} "
+                f"px / patch {encoder.patch_size}, squared): set model.objects={patches}, "
+                f"got {objects}"
             )
-        if obs_size % encoder.patch_size == 0:
-            patches = (obs_size // encoder.patch_size) ** 2
-            if objects != patches:
-                raise ValueError(
-                    f"model.encoder.tokens patches gives {patches} tokens per frame ({obs_size} "
-                    f"px / patch {encoder.patch_size}, squared): set model.objects={patches}, "
-                    f"got {objects}"
-                )
     elif objects > 1 and observation != "state":
         raise ValueError(
             "model.objects > 1 needs state observations (--data.observation=state) or, with "
@@ -229,11 +231,6 @@ def check(
             )
         if target != "oracle" and embed_dim % objects:
             raise ValueError(f"model.objects {objects} does not divide model.embed_dim {embed_dim}")
-    if observation == "pixels" and obs_size % encoder.patch_size:
-        raise ValueError(
-            f"model.encoder.patch_size {encoder.patch_size} does not divide "
-            f"the image size {obs_size}"
-        )
 
 
 ARCHITECTURE = tuple(inspect.signature(build_world_model).parameters)
