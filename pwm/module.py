@@ -10,7 +10,10 @@ and
 with three parts chosen by name from small tables, each called once per step: the target
 (`model.target`, models/targets.py: LeWM's `online` z, `stopgrad`, `ema`, `frozen`, `oracle`),
 the regulariser (`model.regularizer`, losses/regularizers.py: `sigreg`, `vicreg`, `none`) and the
-prediction loss (`model.prediction`, losses/prediction.py: LeWM's `mse`, or `gaussian`). Every step
+prediction loss (`model.prediction`, losses/prediction.py: LeWM's `mse`, or `gaussian`); a batch
+that carries per-step, per-agent `weight`s (the data's `event_weight`, datamodule.py) trains on
+the weighted loss (losses/prediction.weighted_loss) and logs it as `train/weighted_pred_loss`
+beside the unweighted `train/pred_loss`. Every step
 logs `stage/pred_loss`, `stage/reg_loss`, `stage/loss` and embedding health (`stage/z_std`,
 `stage/z_rank`), so collapse shows in every run. A non-finite loss or gradient stops training with a
 clear message before any weight changes (every rank stops at once under DDP), so the last checkpoint
@@ -35,6 +38,7 @@ from torch import Tensor, nn
 
 from pwm.health import effective_rank, embedding_std
 from pwm.losses import PREDICTION_LOSSES, REGULARIZERS
+from pwm.losses.prediction import weighted_loss
 from pwm.models import EncoderConfig, PredictorConfig, as_config, build_world_model
 from pwm.models.targets import TARGETS
 
@@ -194,7 +198,13 @@ class JEPAModule(L.LightningModule):
             "pred_loss": self.prediction_loss(pred, target, logvar),
             "reg_loss": self.regularizer(rearrange(z, "b t d -> t b d"), step),  # (L, B, D) in
         }
-        losses["loss"] = losses["pred_loss"] + self.hparams.lam * losses["reg_loss"]
+        pred_loss = losses["pred_loss"]
+        weight = batch.get("weight") if stage == "train" else None  # (B, L, n): data.event_weight
+        if weight is not None:  # the loss trained on; pred_loss stays the unweighted one
+            k = self.hparams.objects
+            pred_loss = weighted_loss(pred, target, logvar, weight[:, 1:], k)
+            losses["weighted_pred_loss"] = pred_loss
+        losses["loss"] = pred_loss + self.hparams.lam * losses["reg_loss"]
         losses["z_std"] = embedding_std(z)
         losses["z_rank"] = effective_rank(z)
         return losses

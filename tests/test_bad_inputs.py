@@ -438,6 +438,10 @@ CASES = [
     ("fraction 1.5", lambda i: fit(i, "--data.hobbesian_fraction=1.5"), "must be in [0, 1]"),
     ("final alone", lambda i: fit(i, "--data.hobbesian_final=0.5"), "needs data.hobbesian_frac"),
     ("ramp < 0", lambda i: fit(i, "--data.ramp_steps=-1"), "data.ramp_steps must be >= 0"),
+    ("event weights on toy", lambda i: fit(i, "--data.event_weight=2"), "needs a Polis dataset"),
+    ("event weight < 0", lambda i: fit(i, "--data.event_weight=-1"), "data.event_weight must"),
+    ("event weight nan", lambda i: fit(i, "--data.event_weight=nan"), "data.event_weight"),
+    ("event steps 0", lambda i: fit(i, "--data.event_steps=0"), "data.event_steps must be >= 1"),
     ("world vs dataset", lambda i: fit(i, "--data.world=physics"), "is a 'toy' dataset"),
     (
         "physical config, other data",

@@ -22,6 +22,18 @@ function of the optimizer step, and training batches come from `MixtureBatchSamp
 sampler.py for the draw). Unset, windows are drawn uniformly as stored (StepBatchSampler, the same
 batches as without the option). Validation always uses every val episode. The datamodule does not
 log the fraction (logging is the LightningModule's); `hobbesian_p(step)` gives it.
+
+Event weights (issue 27, the consequence of a betrayal): on a Polis dataset, `event_weight` = a > 0
+adds to every training sample a `weight` (L, n) per step and agent: 1 + a where the agent suffered
+a defection (its exchange partner executed D on it) at one of the `event_steps` observed steps
+before that step (steps before the window's start included), else 1. The module weights its
+prediction loss with it (module.py). The weight is a function of the frames before the predicted
+step only, the predictor's own context, so it re-weights which contexts the loss emphasises and
+leaves the loss's minimiser, the conditional expectation of the next step given the context,
+unchanged; what it changes is how much of the predictor's capacity and gradient the rare
+contexts (an agent just defected on: will it retaliate, will it move away) get. Validation
+windows carry no weight (val losses stay comparable across runs); unset (0), samples are as
+before, byte for byte.
 """
 
 from __future__ import annotations
@@ -36,6 +48,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from data_gen.agents import D as DEFECT
 from pwm.data.format import DatasetError, open_dataset
 from pwm.data.sampler import FractionSchedule, MixtureBatchSampler, StepBatchSampler
 from pwm.workers import dataloader_worker_init
@@ -58,9 +71,30 @@ def action_blocks(actions: np.ndarray, frames: np.ndarray, frame_skip: int) -> n
     return out.reshape(len(frames), frame_skip * A).astype(np.float32)
 
 
+def suffered_defection(partner: np.ndarray, executed: np.ndarray) -> np.ndarray:
+    """partner (T, n) (the partner's index, -1 without an exchange) and executed (T, n) action
+    codes of one episode -> (T, n) bool: agent i's exchange partner executed D on it at frame t."""
+    paired = partner >= 0
+    theirs = np.take_along_axis(executed, np.where(paired, partner, 0).astype(np.int64), axis=1)
+    return paired & (theirs == DEFECT)
+
+
+def event_weights(
+    suffered: np.ndarray, frames: np.ndarray, frame_skip: int, steps: int, weight: float
+) -> np.ndarray:
+    """suffered (T, n) of an episode, a window's step frames (L,), frame_skip frames apart ->
+    (L, n) float32: 1 + weight where the agent suffered a defection at one of the `steps`
+    observed step frames before each step (frames < 0 do not exist), else 1."""
+    S = frame_skip
+    seen = frames[:, None] - S * np.arange(1, steps + 1)  # (L, steps): the step frames before
+    hit = np.where((seen >= 0)[..., None], suffered[np.maximum(seen, 0)], False)  # (L, steps, n)
+    return (1.0 + weight * hit.any(axis=1)).astype(np.float32)
+
+
 class WindowDataset(Dataset):
     """All windows of `window` steps of `frame_skip` frames (starting every `stride` frames from
-    `offset`) of the chosen episodes."""
+    `offset`) of the chosen episodes; with `event_weight` > 0 (a Polis dataset) each sample also
+    has `weight` (L, n), see `event_weights`."""
 
     def __init__(
         self,
@@ -71,9 +105,12 @@ class WindowDataset(Dataset):
         stride: int = 1,
         frame_skip: int = 1,
         offset: int = 0,
+        event_weight: float = 0.0,
+        event_steps: int = 3,
     ):
         self.root, self.observation, self.window = Path(root), observation, window
         self.frame_skip = frame_skip
+        self.event_weight, self.event_steps = event_weight, event_steps
         ds = open_dataset(root, verify=False)
         T = ds.shape(observation)[0]
         span = (window - 1) * frame_skip + 1
@@ -84,7 +121,7 @@ class WindowDataset(Dataset):
             )
         self.locations = [ds.locate(int(e)) for e in episodes]
         self.starts = window_starts(T, window, stride, frame_skip, offset)
-        self._obs = self._actions = None
+        self._obs = self._actions = self._partner = self._executed = None
 
     def __len__(self) -> int:
         return len(self.locations) * len(self.starts)
@@ -92,6 +129,8 @@ class WindowDataset(Dataset):
     def _open(self):
         ds = open_dataset(self.root, verify=False)
         self._obs, self._actions = ds.shards(self.observation), ds.shards("actions")
+        if self.event_weight > 0:
+            self._partner, self._executed = ds.shards("partner"), ds.shards("executed")
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if self._obs is None:
@@ -108,7 +147,16 @@ class WindowDataset(Dataset):
             obs = np.array(self._obs[shard][local, frames[0] : frames[-1] + 1 : S])
             acts = np.array(self._actions[shard][local, first : frames[-1] + S], np.float32)
             actions = action_blocks(acts, frames - first, S)  # (L, A * S)
-        return {"obs": torch.from_numpy(obs), "actions": torch.from_numpy(actions)}
+        sample = {"obs": torch.from_numpy(obs), "actions": torch.from_numpy(actions)}
+        if self.event_weight > 0:
+            frames = first + S * np.arange(self.window)
+            lo = max(int(frames[0]) - S * self.event_steps, 0)  # the frames the weights look at
+            part = np.array(self._partner[shard][local, lo : frames[-1] + 1])
+            done = np.array(self._executed[shard][local, lo : frames[-1] + 1])
+            suffered = suffered_defection(part, done)  # (frames from lo, n)
+            weight = event_weights(suffered, frames - lo, S, self.event_steps, self.event_weight)
+            sample["weight"] = torch.from_numpy(weight)
+        return sample
 
 
 def split_episodes(
@@ -150,6 +198,11 @@ class WorldDataModule(L.LightningDataModule):
             jump at ramp_start).
         world: the world the config is meant for (`toy`, `physics`, `polis`); a dataset of
             another world is refused. None: any world (the model takes the dataset's).
+        event_weight: a >= 0; > 0 (Polis datasets): training samples carry a per-step, per-agent
+            loss weight 1 + a after the agent suffered a defection (see the module docstring);
+            0: no weights.
+        event_steps: how many observed steps back a suffered defection weights a step (3 covers
+            a partner's move away, which starts react_delay + 1 = 3 rounds after a betrayal).
     """
 
     def __init__(
@@ -169,6 +222,8 @@ class WorldDataModule(L.LightningDataModule):
         ramp_start: int = 0,
         ramp_steps: int = 0,
         world: str | None = None,
+        event_weight: float = 0.0,
+        event_steps: int = 3,
     ):
         super().__init__()
         if window < 2:
@@ -182,11 +237,14 @@ class WorldDataModule(L.LightningDataModule):
             ("ramp_start", ramp_start, 0),
             ("ramp_steps", ramp_steps, 0),
             ("split_seed", split_seed, 0),
+            ("event_steps", event_steps, 1),
         ):
             if value < least:
                 raise ValueError(f"data.{name} must be >= {least}, got {value}")
         if not 0 <= val_fraction < 1:
             raise ValueError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
+        if not (isinstance(event_weight, int | float) and 0 <= event_weight < float("inf")):
+            raise ValueError(f"data.event_weight must be a finite number >= 0, got {event_weight}")
         self.schedule = _schedule(hobbesian_fraction, hobbesian_final, ramp_start, ramp_steps)
         # `world` is a check, not a setting: the dataset's world is the run's (model.world),
         # and a second `world` hparam would clash with the model's when Lightning merges them
@@ -206,6 +264,11 @@ class WorldDataModule(L.LightningDataModule):
             )
         if observation not in self.dataset.names or "actions" not in self.dataset.names:
             raise DatasetError(f"data.path {path} has no {observation!r} or 'actions' array")
+        if event_weight > 0 and not {"partner", "executed"} <= set(self.dataset.names):
+            raise DatasetError(
+                f"data.event_weight needs a Polis dataset (its 'partner' and 'executed' arrays); "
+                f"data.path {path} is a {self.dataset.world!r} dataset without them"
+            )
         obs_shape = self.dataset.shape(observation)
         self.world = self.dataset.world
         world_cfg = self.dataset.manifest.get("config", {})
@@ -261,7 +324,7 @@ class WorldDataModule(L.LightningDataModule):
         """P(a training window is hobbesian) at optimizer step `step`; None without a schedule."""
         return None if self.schedule is None else self.schedule(step)
 
-    def _dataset(self, episodes: np.ndarray) -> WindowDataset:
+    def _dataset(self, episodes: np.ndarray, train: bool = False) -> WindowDataset:
         hp = self.hparams
         return WindowDataset(
             self.dataset.root,
@@ -271,6 +334,8 @@ class WorldDataModule(L.LightningDataModule):
             hp.stride,
             hp.frame_skip,
             hp.offset,
+            event_weight=hp.event_weight if train else 0.0,  # validation stays unweighted
+            event_steps=hp.event_steps,
         )
 
     def _loader(self, ds: WindowDataset, **kw) -> DataLoader:
@@ -307,7 +372,7 @@ class WorldDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         """Step-based: batches continue from the trainer's global step (exact resume)."""
-        ds, hp, trainer = self._dataset(self.train_episodes), self.hparams, self.trainer
+        ds, hp, trainer = self._dataset(self.train_episodes, train=True), self.hparams, self.trainer
         if trainer is None or trainer.max_steps < 0:
             if self.schedule is None:
                 return self._loader(ds, batch_size=hp.batch_size, shuffle=True, drop_last=True)

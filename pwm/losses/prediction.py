@@ -26,15 +26,44 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-def surprise(mean: Tensor, target: Tensor, logvar: Tensor | None = None) -> Tensor:
-    """(..., D) each -> (...,): mean over features of the squared error, or of the Gaussian
-    negative log-likelihood 0.5 ((mean - target)^2 / var + log var) given a log-variance (the
-    constant 0.5 log 2 pi left out). The per-position quantity each loss averages, and the
-    probes' surprise (WorldModel.error)."""
+def elementwise(mean: Tensor, target: Tensor, logvar: Tensor | None = None) -> Tensor:
+    """(..., D) each -> (..., D): the squared error per feature, or the Gaussian negative
+    log-likelihood 0.5 ((mean - target)^2 / var + log var) given a log-variance (the constant
+    0.5 log 2 pi left out)."""
     sq = (mean - target) ** 2  # (..., D)
     if logvar is None:
-        return sq.mean(-1)
-    return (0.5 * (sq * torch.exp(-logvar) + logvar)).mean(-1)
+        return sq
+    return 0.5 * (sq * torch.exp(-logvar) + logvar)
+
+
+def surprise(mean: Tensor, target: Tensor, logvar: Tensor | None = None) -> Tensor:
+    """(..., D) each -> (...,): `elementwise` averaged over features. The per-position quantity
+    each loss averages, and the probes' surprise (WorldModel.error)."""
+    return elementwise(mean, target, logvar).mean(-1)
+
+
+def weighted_loss(
+    pred: Tensor, target: Tensor, logvar: Tensor | None, weight: Tensor, objects: int
+) -> Tensor:
+    """The prediction loss under per-step, per-agent weights (the data's event weights).
+
+    pred, target (B, P, D) and logvar (or None) as the losses take them; weight (B, P, n): one
+    weight per predicted step and agent. With `objects` == n object tokens (D = n blocks of D / n
+    features, object i's block at i D / n) each object's loss gets its agent's weight; with any
+    other token layout (one embedding per frame, patch tokens) each step gets the mean of its
+    agents' weights. Returns sum(w * loss) / sum(w): equal weights give the unweighted loss.
+    """
+    per = elementwise(pred, target, logvar)  # (B, P, D)
+    B, P, D = per.shape
+    if tuple(weight.shape[:2]) != (B, P):
+        raise ValueError(f"weights of shape {tuple(weight.shape)} for predictions {(B, P, D)}")
+    n = weight.shape[-1]
+    if objects == n and n > 1 and D % n == 0:
+        per, weight = per.reshape(B, P, n, D // n).mean(-1), weight  # (B, P, n)
+    else:
+        per, weight = per.mean(-1), weight.mean(-1)  # (B, P)
+    weight = weight.to(per.dtype)
+    return (weight * per).sum() / weight.sum()
 
 
 class MSE(nn.Module):

@@ -1,0 +1,164 @@
+"""Event weights (issue 27): a past-only loss weight after an agent suffered a defection.
+
+`data.event_weight` = a gives each training sample a weight (L, n): 1 + a where the agent's
+exchange partner executed D on it at one of the `data.event_steps` observed steps before, else 1;
+the module trains on the weighted prediction loss. Checked here: the flags against a brute-force
+reading of the raw arrays (steps before the window's start included, nothing from the predicted
+step or later), the loss (equal weights give the unweighted loss; per-object weights pick their
+object's block), validation and unweighted runs untouched, a short `pwm fit` that logs both
+losses, and bad options (the one-line errors are in tests/test_bad_inputs.py).
+"""
+
+import csv
+import math
+
+import numpy as np
+import pytest
+import torch
+from faults import run_pwm
+
+from data_gen.agents import C, D
+from data_gen.cli import main as data_main
+from pwm.data import DatasetError, WorldDataModule, open_dataset
+from pwm.data.datamodule import event_weights, suffered_defection
+from pwm.losses.prediction import weighted_loss
+
+ROUND = 6  # Polis round_len: one step per round
+
+
+@pytest.fixture(scope="module")
+def polis(tmp_path_factory):
+    """12 Polis episodes of 61 frames (10 rounds) with many defections (hobbesian)."""
+    out = tmp_path_factory.mktemp("data") / "polis"
+    argv = ["generate", "polis", "--out", str(out), "--episodes", "12", "--frames", "61"]
+    argv += ["--image-size", "16", "--population", "hobbesian", "--seed", "0"]
+    assert data_main(argv) == 0
+    return out
+
+
+def datamodule(path, **kw) -> WorldDataModule:
+    return WorldDataModule(
+        str(path), observation="state", window=5, stride=ROUND, frame_skip=ROUND,
+        batch_size=4, val_fraction=0.25, **kw,
+    )  # fmt: skip
+
+
+def test_suffered_defection_reads_the_partner_s_executed_action():
+    partner = np.array([[1, 0, -1], [2, -1, 0], [-1, -1, -1]], np.int8)
+    executed = np.array([[C, D, D], [D, C, C], [D, D, D]], np.int8)
+    got = suffered_defection(partner, executed)
+    # frame 0: 0's partner 1 played D, 1's partner 0 played C, 2 had no exchange
+    # frame 1: 0's partner 2 played C, 2's partner 0 played D; frame 2: nobody paired
+    assert got.tolist() == [[True, False, False], [False, False, True], [False, False, False]]
+
+
+def test_event_weights_look_back_event_steps_observed_frames_only():
+    T, n = 40, 2
+    suffered = np.zeros((T, n), bool)
+    suffered[12, 0] = True  # a step frame
+    suffered[13, 1] = True  # between step frames: never observed at frame_skip 6
+    frames = np.array([6, 12, 18, 24, 30, 36])
+    w = event_weights(suffered, frames, frame_skip=6, steps=2, weight=3.0)
+    # agent 0: steps at frames 18 (12 one step back) and 24 (two back); not 12 itself, not 30
+    assert w[:, 0].tolist() == [1, 1, 4, 4, 1, 1]
+    assert w[:, 1].tolist() == [1] * 6
+    assert w.dtype == np.float32
+    # a flag before the window's first frame counts; frames before 0 do not exist
+    early = np.zeros((T, n), bool)
+    early[0, 1] = True
+    w = event_weights(early, np.array([6, 12, 18]), frame_skip=6, steps=3, weight=1.0)
+    assert w[:, 1].tolist() == [2, 2, 2] and w[:, 0].tolist() == [1, 1, 1]
+    w = event_weights(early, np.array([0, 6]), frame_skip=6, steps=3, weight=1.0)
+    assert w[:, 1].tolist() == [1, 2]
+
+
+def test_training_samples_carry_the_weights_a_brute_force_reading_gives(polis):
+    dm = datamodule(polis, event_weight=2.5, event_steps=3)
+    ds = dm._dataset(dm.train_episodes, train=True)
+    raw = open_dataset(polis)
+    partner, executed = raw.array("partner"), raw.array("executed")  # (E, T, n)
+    flagged = 0
+    for index in range(len(ds)):
+        sample = ds[index]
+        episode, start = divmod(index, len(ds.starts))
+        e, first = dm.train_episodes[episode], ds.starts[start]
+        want = np.ones((5, partner.shape[-1]), np.float32)
+        for step in range(5):
+            for back in range(1, 4):
+                f = first + ROUND * (step - back)
+                if f < 0:
+                    continue
+                for i, j in enumerate(partner[e, f]):
+                    if j >= 0 and executed[e, f, j] == D:
+                        want[step, i] = 3.5
+        assert torch.equal(sample["weight"], torch.from_numpy(want)), index
+        flagged += int((want > 1).sum())
+    assert flagged > 0  # the test saw weighted agents
+
+
+def test_validation_and_unweighted_runs_are_untouched(polis):
+    weighted, plain = datamodule(polis, event_weight=2.0), datamodule(polis)
+    assert "weight" not in weighted._dataset(weighted.val_episodes)[0]
+    a = plain._dataset(plain.train_episodes, train=True)
+    b = weighted._dataset(weighted.train_episodes, train=True)
+    assert set(a[3]) == {"obs", "actions"}
+    for key in ("obs", "actions"):
+        assert torch.equal(a[3][key], b[3][key])
+
+
+def test_weighted_loss_equal_weights_give_the_unweighted_loss():
+    g = torch.Generator().manual_seed(0)
+    pred, target = torch.randn(3, 4, 12, generator=g), torch.randn(3, 4, 12, generator=g)
+    ones = torch.full((3, 4, 6), 2.0)
+    plain = torch.nn.functional.mse_loss(pred, target)
+    for objects in (6, 1, 4):
+        assert torch.allclose(weighted_loss(pred, target, None, ones, objects), plain)
+    logvar = torch.randn(3, 4, 12, generator=g)
+    nll = (0.5 * ((pred - target) ** 2 * torch.exp(-logvar) + logvar)).mean()
+    assert torch.allclose(weighted_loss(pred, target, logvar, ones, 6), nll)
+
+
+def test_weighted_loss_weights_each_object_s_block():
+    pred, target = torch.zeros(1, 1, 6), torch.zeros(1, 1, 6)
+    target[..., 2:4] = 1.0  # only object 1 (features 2, 3 of 3 objects x 2) is wrong: error 1
+    weight = torch.tensor([[[1.0, 3.0, 1.0]]])
+    assert weighted_loss(pred, target, None, weight, 3).item() == pytest.approx(3 / 5)
+    # another token layout: the step's mean weight, so a single step's loss is unweighted
+    assert weighted_loss(pred, target, None, weight, 1).item() == pytest.approx(2 / 6)
+    with pytest.raises(ValueError, match="weights of shape"):
+        weighted_loss(pred, target, None, torch.ones(1, 2, 3), 3)
+
+
+def test_refused_on_a_dataset_without_exchanges(tmp_path):
+    out = tmp_path / "physics"
+    argv = ["generate", "physics", "--out", str(out), "--episodes", "4", "--frames", "12"]
+    assert data_main([*argv, "--image-size", "16", "--seed", "0"]) == 0
+    with pytest.raises(DatasetError, match="data.event_weight needs a Polis dataset"):
+        WorldDataModule(str(out), observation="state", window=4, batch_size=2, event_weight=1.0)
+    for bad, match in ((-1.0, "event_weight"), (math.inf, "event_weight")):
+        with pytest.raises(ValueError, match=match):
+            datamodule(tmp_path, event_weight=bad)
+    with pytest.raises(ValueError, match="data.event_steps must be >= 1"):
+        datamodule(tmp_path, event_steps=0)
+
+
+def test_pwm_fit_trains_on_the_weighted_loss_and_logs_both(polis, tmp_path, capsys, monkeypatch):
+    argv = ["fit", "-c", "experiments/base.yaml", "-c", "experiments/political.yaml"]
+    argv += ["-c", "experiments/law.yaml", f"--data.path={polis}", "--data.batch_size=4"]
+    argv += ["--data.event_weight=4", "--trainer.max_steps=3", "--trainer.val_check_interval=3"]
+    argv += ["--trainer.limit_val_batches=1", "--trainer.log_every_n_steps=1"]
+    argv += ["--trainer.enable_progress_bar=false", "--model.num_directions=16"]
+    argv += [f"--trainer.default_root_dir={tmp_path}"]
+    argv += [f"--trainer.logger.init_args.save_dir={tmp_path}"]
+    argv += ["--trainer.logger.init_args.name=w", "--trainer.logger.init_args.version=0"]
+    code, err = run_pwm(argv, capsys, monkeypatch)
+    assert code == 0, err[-5:]
+    rows = list(csv.DictReader(open(tmp_path / "w" / "version_0" / "metrics.csv")))
+    train = [r for r in rows if r.get("train/weighted_pred_loss")]
+    assert len(train) == 3
+    for r in train:  # the weighted loss is the one in train/loss, and differs from pred_loss
+        lam = 0.09
+        total = float(r["train/weighted_pred_loss"]) + lam * float(r["train/reg_loss"])
+        assert float(r["train/loss"]) == pytest.approx(total, rel=1e-5)
+        assert float(r["train/weighted_pred_loss"]) != float(r["train/pred_loss"])
+    assert not any(r.get("val/weighted_pred_loss") for r in rows)
