@@ -201,7 +201,8 @@ class JEPAModule(L.LightningModule):
         pred_loss = losses["pred_loss"]
         weight = batch.get("weight") if stage == "train" else None  # (B, L, n): data.event_weight
         if weight is not None:  # the loss trained on; pred_loss stays the unweighted one
-            k = self.hparams.objects
+            # per object only for the object-centric state model (patch tokens are no agents)
+            k = self.hparams.objects if self.hparams.observation == "state" else 1
             pred_loss = weighted_loss(pred, target, logvar, weight[:, 1:], k)
             losses["weighted_pred_loss"] = pred_loss
         losses["loss"] = pred_loss + self.hparams.lam * losses["reg_loss"]

@@ -15,13 +15,15 @@ import math
 import numpy as np
 import pytest
 import torch
+import yaml
 from faults import run_pwm
 
 from data_gen.agents import C, D
 from data_gen.cli import main as data_main
 from pwm.data import DatasetError, WorldDataModule, open_dataset
 from pwm.data.datamodule import event_weights, suffered_defection
-from pwm.losses.prediction import weighted_loss
+from pwm.losses.prediction import elementwise, weighted_loss
+from pwm.module import JEPAModule
 
 ROUND = 6  # Polis round_len: one step per round
 
@@ -63,13 +65,12 @@ def test_event_weights_look_back_event_steps_observed_frames_only():
     assert w[:, 0].tolist() == [1, 1, 4, 4, 1, 1]
     assert w[:, 1].tolist() == [1] * 6
     assert w.dtype == np.float32
-    # a flag before the window's first frame counts; frames before 0 do not exist
+    # frames are counted from the window's first: a flag there counts for the next steps, and
+    # nothing before it (negative frames) exists
     early = np.zeros((T, n), bool)
     early[0, 1] = True
-    w = event_weights(early, np.array([6, 12, 18]), frame_skip=6, steps=3, weight=1.0)
-    assert w[:, 1].tolist() == [2, 2, 2] and w[:, 0].tolist() == [1, 1, 1]
-    w = event_weights(early, np.array([0, 6]), frame_skip=6, steps=3, weight=1.0)
-    assert w[:, 1].tolist() == [1, 2]
+    w = event_weights(early, np.array([0, 6, 12, 18, 24]), frame_skip=6, steps=3, weight=1.0)
+    assert w[:, 1].tolist() == [1, 2, 2, 2, 1] and w[:, 0].tolist() == [1] * 5
 
 
 def test_training_samples_carry_the_weights_a_brute_force_reading_gives(polis):
@@ -86,7 +87,7 @@ def test_training_samples_carry_the_weights_a_brute_force_reading_gives(polis):
         for step in range(5):
             for back in range(1, 4):
                 f = first + ROUND * (step - back)
-                if f < 0:
+                if f < first:  # before the window: not in the predictor's context
                     continue
                 for i, j in enumerate(partner[e, f]):
                     if j >= 0 and executed[e, f, j] == D:
@@ -101,9 +102,10 @@ def test_validation_and_unweighted_runs_are_untouched(polis):
     assert "weight" not in weighted._dataset(weighted.val_episodes)[0]
     a = plain._dataset(plain.train_episodes, train=True)
     b = weighted._dataset(weighted.train_episodes, train=True)
-    assert set(a[3]) == {"obs", "actions"}
-    for key in ("obs", "actions"):
-        assert torch.equal(a[3][key], b[3][key])
+    for index in range(0, len(a), 5):
+        assert set(a[index]) == {"obs", "actions"}
+        for key in ("obs", "actions"):
+            assert torch.equal(a[index][key], b[index][key])
 
 
 def test_weighted_loss_equal_weights_give_the_unweighted_loss():
@@ -156,9 +158,36 @@ def test_pwm_fit_trains_on_the_weighted_loss_and_logs_both(polis, tmp_path, caps
     rows = list(csv.DictReader(open(tmp_path / "w" / "version_0" / "metrics.csv")))
     train = [r for r in rows if r.get("train/weighted_pred_loss")]
     assert len(train) == 3
+    lam = yaml.safe_load((tmp_path / "w" / "version_0" / "config.yaml").read_text())["model"]["lam"]
     for r in train:  # the weighted loss is the one in train/loss, and differs from pred_loss
-        lam = 0.09
         total = float(r["train/weighted_pred_loss"]) + lam * float(r["train/reg_loss"])
         assert float(r["train/loss"]) == pytest.approx(total, rel=1e-5)
         assert float(r["train/weighted_pred_loss"]) != float(r["train/pred_loss"])
     assert not any(r.get("val/weighted_pred_loss") for r in rows)
+
+
+def test_the_module_weights_each_prediction_with_its_own_step_and_agent():
+    """A weight at window step l, agent i scales the error of the prediction of step l (from the
+    steps before it) for agent i's block: a shift by one step or agent changes the loss."""
+    torch.manual_seed(0)
+    module = JEPAModule(observation="state", obs_size=12, action_dim=2, window=4, history=3,
+                        embed_dim=12, projector_hidden=16, objects=3, num_directions=8,
+                        target="stopgrad")  # fmt: skip
+    module.eval()
+    g = torch.Generator().manual_seed(1)
+    obs, actions = torch.randn(2, 4, 12, generator=g), torch.randn(2, 4, 2, generator=g)
+    weight = torch.ones(2, 4, 3)
+    weight[0, 2, 1] = 50.0  # window step 2, agent 1
+    with torch.no_grad():
+        got = module.model_step({"obs": obs, "actions": actions, "weight": weight}, "train")
+        z = module.model.encode(obs)
+        pred, _ = module.model.predict_dist(z[:, :-1], actions[:, :-1])
+        per = elementwise(pred, z[:, 1:]).reshape(2, 3, 3, 4).mean(-1)  # (B, step 1..3, agent)
+
+    def expect(w):
+        return (w * per).sum() / w.sum()
+
+    assert got["weighted_pred_loss"].item() == pytest.approx(expect(weight[:, 1:]).item())
+    for wrong in (weight[:, :-1], weight[:, 1:].roll(1, dims=-1)):
+        assert got["weighted_pred_loss"].item() != pytest.approx(expect(wrong).item())
+    assert got["pred_loss"].item() == pytest.approx(per.mean().item())

@@ -25,15 +25,19 @@ log the fraction (logging is the LightningModule's); `hobbesian_p(step)` gives i
 
 Event weights (issue 27, the consequence of a betrayal): on a Polis dataset, `event_weight` = a > 0
 adds to every training sample a `weight` (L, n) per step and agent: 1 + a where the agent suffered
-a defection (its exchange partner executed D on it) at one of the `event_steps` observed steps
-before that step (steps before the window's start included), else 1. The module weights its
-prediction loss with it (module.py). The weight is a function of the frames before the predicted
-step only, the predictor's own context, so it re-weights which contexts the loss emphasises and
-leaves the loss's minimiser, the conditional expectation of the next step given the context,
-unchanged; what it changes is how much of the predictor's capacity and gradient the rare
-contexts (an agent just defected on: will it retaliate, will it move away) get. Validation
-windows carry no weight (val losses stay comparable across runs); unset (0), samples are as
-before, byte for byte.
+a defection (its exchange partner executed D on it) at one of the `event_steps` steps of the
+window before that step, else 1. The module weights its prediction loss with it (module.py). The
+weight is a function of the window's frames before the predicted step, which the predictor sees
+when event_steps <= its history (the law presets: 3 <= 8), so for a fixed encoder it re-weights
+which contexts the loss emphasises and leaves the loss's minimiser, the conditional expectation of
+the next embedding given the context, unchanged (up to the O(1 / batch) of normalising by the
+batch's total weight); what it changes is how much of the predictor's capacity and gradient the
+rare contexts (an agent just defected on: will it retaliate, will it move away) get, and, through
+the context, what the encoder is pushed to keep. The flags read the state's exchange frames: in
+Polis one step per round (frame_skip = stride = round_len, offset 0), where every step is an
+exchange frame; with other steps `event_steps` counts steps, not rounds. Validation windows carry
+no weight (val losses stay comparable across runs); unset (0), samples are as before, byte for
+byte.
 """
 
 from __future__ import annotations
@@ -82,9 +86,10 @@ def suffered_defection(partner: np.ndarray, executed: np.ndarray) -> np.ndarray:
 def event_weights(
     suffered: np.ndarray, frames: np.ndarray, frame_skip: int, steps: int, weight: float
 ) -> np.ndarray:
-    """suffered (T, n) of an episode, a window's step frames (L,), frame_skip frames apart ->
-    (L, n) float32: 1 + weight where the agent suffered a defection at one of the `steps`
-    observed step frames before each step (frames < 0 do not exist), else 1."""
+    """suffered (T, n) from a window's first frame on, the window's step frames (L,) counted
+    from it, frame_skip frames apart -> (L, n) float32: 1 + weight where the agent suffered a
+    defection at one of the `steps` step frames before each step, else 1. Frames before the
+    window's first (negative) do not count: the predictor does not see them."""
     S = frame_skip
     seen = frames[:, None] - S * np.arange(1, steps + 1)  # (L, steps): the step frames before
     hit = np.where((seen >= 0)[..., None], suffered[np.maximum(seen, 0)], False)  # (L, steps, n)
@@ -149,12 +154,12 @@ class WindowDataset(Dataset):
             actions = action_blocks(acts, frames - first, S)  # (L, A * S)
         sample = {"obs": torch.from_numpy(obs), "actions": torch.from_numpy(actions)}
         if self.event_weight > 0:
-            frames = first + S * np.arange(self.window)
-            lo = max(int(frames[0]) - S * self.event_steps, 0)  # the frames the weights look at
-            part = np.array(self._partner[shard][local, lo : frames[-1] + 1])
-            done = np.array(self._executed[shard][local, lo : frames[-1] + 1])
-            suffered = suffered_defection(part, done)  # (frames from lo, n)
-            weight = event_weights(suffered, frames - lo, S, self.event_steps, self.event_weight)
+            # only the window's own frames: those before it are not in the predictor's context
+            frames = S * np.arange(self.window)  # the steps' frames, from the window's first
+            part = np.array(self._partner[shard][local, first : first + frames[-1] + 1])
+            done = np.array(self._executed[shard][local, first : first + frames[-1] + 1])
+            suffered = suffered_defection(part, done)  # (window's frames, n)
+            weight = event_weights(suffered, frames, S, self.event_steps, self.event_weight)
             sample["weight"] = torch.from_numpy(weight)
         return sample
 
