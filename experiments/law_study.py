@@ -47,7 +47,14 @@ SIZE = ["--image-size", "16"]
 # episodes, another observation). `links`: Polis's state with the exchange link one-hot; the
 # physics state with the same columns, all zero, so the 2x2's cross-world probes read one layout.
 LINKS = ("-links", ["--state-links"])
-DATA_VARIANTS = {"links": LINKS, "links-deep": LINKS, "physical-links": LINKS}
+DATA_VARIANTS = {
+    "links": LINKS,
+    "links-deep": LINKS,
+    "physical-links": LINKS,
+    "links-wide": LINKS,
+    "links-events": LINKS,
+    "links-deep-events": LINKS,
+}
 VARIANTS = {
     "round": ("polis", []),
     "oracle": ("polis", ["experiments/law/oracle.yaml"]),
@@ -60,6 +67,10 @@ VARIANTS = {
     "deep": ("polis", ["experiments/law/deep.yaml"]),
     "links": ("polis", []),
     "links-deep": ("polis", ["experiments/law/deep.yaml"]),  # the link and a depth-4 predictor
+    # sixth session: a wider depth-4 predictor; the event-weighted loss (law/events.yaml)
+    "links-wide": ("polis", ["experiments/law/deep.yaml", "experiments/law/wide.yaml"]),
+    "links-events": ("polis", ["experiments/law/events.yaml"]),
+    "links-deep-events": ("polis", ["experiments/law/deep.yaml", "experiments/law/events.yaml"]),
     "physical": ("physics", []),
     "physical-links": ("physics", []),
 }

@@ -109,3 +109,20 @@ def test_links_deep_stacks_the_deep_predictor_on_the_link_data(monkeypatch):
     ((configs, args),) = fits
     assert configs[-1] == "experiments/law/deep.yaml"
     assert f"--data.path={d['justice-links']}" in args
+
+
+def test_every_variant_s_diffs_exist_and_the_sixth_session_s_train_on_the_link_sets(monkeypatch):
+    for variant, (_, diffs) in law_study.VARIANTS.items():
+        for diff in diffs:
+            assert (ROOT / diff).is_file(), (variant, diff)
+    fits = []
+    monkeypatch.setattr(law_study, "fit", lambda name, configs, steps, *o: fits.append(
+        (name, configs, o)) or name)  # fmt: skip
+    monkeypatch.setattr(law_study, "probe", lambda *a: None)
+    d = {k: Path(k) for k in ("justice-links", "justice-links_items", "justice-links_consequence")}
+    law_study.train_and_probe(d, "links-deep-events", "justice", 2)
+    name, configs, opts = fits[0]
+    assert name == "law-links-deep-events-justice-s2"
+    law = law_study.LAW
+    assert configs[-3:] == [law, "experiments/law/deep.yaml", "experiments/law/events.yaml"]
+    assert "--data.path=justice-links" in opts and "--seed_everything=2" in opts
