@@ -17,11 +17,11 @@ on stderr, exit 2.
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import re
 import sys
 from pathlib import Path
+
+from rerun import load_metrics  # metrics.json, or a committed folder's metrics.json.gz
 
 from pwm.probes.config import ProbeError
 from pwm.probes.report import group_runs, summarise
@@ -29,21 +29,11 @@ from pwm.probes.report import group_runs, summarise
 TESTS = ("M2", "R", "M1", "M1C", "Q")
 
 
-def load(directory: Path) -> dict:
-    for name, opener in (("metrics.json", open), ("metrics.json.gz", gzip.open)):
-        if (directory / name).is_file():
-            with opener(directory / name, "rt") as f:
-                return json.load(f)
-    raise ProbeError(f"{directory} has no metrics.json(.gz): not a `pwm probe` output directory")
-
-
 def rows(runs: list[dict], name: str) -> list[str]:
     for run in runs:  # in memory only: one model name, so the report groups the seeds
         run["model"]["name"] = name
     groups = group_runs(runs)
-    if len({(k[1], k[2]) for k in groups}) != len(groups) or any(
-        len(v) != len(runs) for v in groups.values()
-    ):
+    if any(len(members) != len(runs) for members in groups.values()):
         raise ProbeError("the runs were not all probed on the same item sets")
     out = []
     for (_, _, items), members in groups.items():
@@ -69,10 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", help="the model's name (default: the first run's, seed dropped)")
     args = p.parse_args(argv)
     try:
-        runs = [load(d) for d in args.runs]
+        runs = [load_metrics(d) for d in args.runs]
         name = args.name or re.sub(r"-s\d+$", "", runs[0]["model"]["name"])
         lines = rows(runs, name)
-    except (ProbeError, KeyError, json.JSONDecodeError) as e:
+    except (ValueError, KeyError) as e:  # ProbeError, RerunError, JSONDecodeError
         print(f"seeds.py: error: {e}", file=sys.stderr)
         return 2
     head = ["model", "items", "seeds", *TESTS, "HE", "frame-only R"]

@@ -54,23 +54,22 @@ def test_suffered_defection_reads_the_partner_s_executed_action():
     assert got.tolist() == [[True, False, False], [False, False, True], [False, False, False]]
 
 
-def test_event_weights_look_back_event_steps_observed_frames_only():
-    T, n = 40, 2
-    suffered = np.zeros((T, n), bool)
-    suffered[12, 0] = True  # a step frame
-    suffered[13, 1] = True  # between step frames: never observed at frame_skip 6
-    frames = np.array([6, 12, 18, 24, 30, 36])
-    w = event_weights(suffered, frames, frame_skip=6, steps=2, weight=3.0)
-    # agent 0: steps at frames 18 (12 one step back) and 24 (two back); not 12 itself, not 30
+def test_event_weights_look_back_event_steps_steps_of_the_window_only():
+    L, n = 6, 2
+    suffered = np.zeros((L, n), bool)
+    suffered[1, 0] = True  # agent 0 defected on at the window's step 1
+    w = event_weights(suffered, steps=2, weight=3.0)
+    # steps 2 (one back) and 3 (two back) are weighted; not step 1 itself, not step 4
     assert w[:, 0].tolist() == [1, 1, 4, 4, 1, 1]
-    assert w[:, 1].tolist() == [1] * 6
+    assert w[:, 1].tolist() == [1] * L
     assert w.dtype == np.float32
-    # frames are counted from the window's first: a flag there counts for the next steps, and
-    # nothing before it (negative frames) exists
-    early = np.zeros((T, n), bool)
+    # a flag at the window's first step counts for the next steps; nothing before it exists,
+    # and a look-back longer than the window is no error
+    early = np.zeros((5, n), bool)
     early[0, 1] = True
-    w = event_weights(early, np.array([0, 6, 12, 18, 24]), frame_skip=6, steps=3, weight=1.0)
+    w = event_weights(early, steps=3, weight=1.0)
     assert w[:, 1].tolist() == [1, 2, 2, 2, 1] and w[:, 0].tolist() == [1] * 5
+    assert event_weights(early, steps=9, weight=1.0)[:, 1].tolist() == [1, 2, 2, 2, 2]
 
 
 def test_training_samples_carry_the_weights_a_brute_force_reading_gives(polis):

@@ -32,3 +32,10 @@ def test_a_directory_without_a_probe_run_is_one_line_and_exit_2(tmp_path, capsys
     assert seeds.main([str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "has no metrics.json" in err[0]
+
+
+def test_runs_on_different_item_sets_are_refused(capsys):
+    runs = [LAW / "runs" / "links-justice-s0", LAW / "runs" / "links-reciprocity-s0"]
+    assert seeds.main(list(map(str, runs))) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not all probed on the same item sets" in err[0]

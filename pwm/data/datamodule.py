@@ -83,17 +83,14 @@ def suffered_defection(partner: np.ndarray, executed: np.ndarray) -> np.ndarray:
     return paired & (theirs == DEFECT)
 
 
-def event_weights(
-    suffered: np.ndarray, frames: np.ndarray, frame_skip: int, steps: int, weight: float
-) -> np.ndarray:
-    """suffered (T, n) from a window's first frame on, the window's step frames (L,) counted
-    from it, frame_skip frames apart -> (L, n) float32: 1 + weight where the agent suffered a
-    defection at one of the `steps` step frames before each step, else 1. Frames before the
-    window's first (negative) do not count: the predictor does not see them."""
-    S = frame_skip
-    seen = frames[:, None] - S * np.arange(1, steps + 1)  # (L, steps): the step frames before
-    hit = np.where((seen >= 0)[..., None], suffered[np.maximum(seen, 0)], False)  # (L, steps, n)
-    return (1.0 + weight * hit.any(axis=1)).astype(np.float32)
+def event_weights(suffered: np.ndarray, steps: int, weight: float) -> np.ndarray:
+    """suffered (L, n) at a window's L steps -> (L, n) float32: 1 + weight where the agent
+    suffered a defection at one of the `steps` steps of the window before each step, else 1
+    (steps before the window do not count: the predictor does not see them)."""
+    before = np.zeros_like(suffered)  # (L, n): a defection at one of the `steps` steps before
+    for back in range(1, steps + 1):
+        before[back:] |= suffered[:-back]
+    return (1.0 + weight * before).astype(np.float32)
 
 
 class WindowDataset(Dataset):
@@ -153,13 +150,11 @@ class WindowDataset(Dataset):
             acts = np.array(self._actions[shard][local, first : frames[-1] + S], np.float32)
             actions = action_blocks(acts, frames - first, S)  # (L, A * S)
         sample = {"obs": torch.from_numpy(obs), "actions": torch.from_numpy(actions)}
-        if self.event_weight > 0:
-            # only the window's own frames: those before it are not in the predictor's context
-            frames = S * np.arange(self.window)  # the steps' frames, from the window's first
-            part = np.array(self._partner[shard][local, first : first + frames[-1] + 1])
-            done = np.array(self._executed[shard][local, first : first + frames[-1] + 1])
-            suffered = suffered_defection(part, done)  # (window's frames, n)
-            weight = event_weights(suffered, frames, S, self.event_steps, self.event_weight)
+        if self.event_weight > 0:  # the window's own step frames, as the predictor sees them
+            steps = slice(first, first + S * (self.window - 1) + 1, S)
+            part, done = self._partner[shard][local, steps], self._executed[shard][local, steps]
+            suffered = suffered_defection(np.asarray(part), np.asarray(done))  # (L, n)
+            weight = event_weights(suffered, self.event_steps, self.event_weight)
             sample["weight"] = torch.from_numpy(weight)
         return sample
 

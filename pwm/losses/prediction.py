@@ -58,8 +58,8 @@ def weighted_loss(
     if tuple(weight.shape[:2]) != (B, P):
         raise ValueError(f"weights of shape {tuple(weight.shape)} for predictions {(B, P, D)}")
     n = weight.shape[-1]
-    if objects == n and n > 1 and D % n == 0:
-        per, weight = per.reshape(B, P, n, D // n).mean(-1), weight  # (B, P, n)
+    if objects == n:
+        per = per.reshape(B, P, n, D // n).mean(-1)  # (B, P, n)
     else:
         per, weight = per.mean(-1), weight.mean(-1)  # (B, P)
     weight = weight.to(per.dtype)
