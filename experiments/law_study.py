@@ -54,6 +54,15 @@ DATA_VARIANTS = {
     "links-wide": LINKS,
     "links-events": LINKS,
     "links-deep-events": LINKS,
+    "links-events-explore50": LINKS,
+}
+# variant -> (suffix, extra world options) of its own *training* set, made beside its
+# DATA_VARIANTS sets (same seed); it is probed on those sets' items, so the comparison with the
+# other variants is on the same items. Seventh session: an exploratory ego (half of its C/D
+# choices at random instead of a tenth), so the consequences of its defections, the provoked
+# contexts of the R items, are covered by more training windows.
+TRAIN_ONLY = {
+    "links-events-explore50": ("-links-explore50", ["--state-links", "--ego-explore", "0.5"]),
 }
 VARIANTS = {
     "round": ("polis", []),
@@ -71,6 +80,7 @@ VARIANTS = {
     "links-wide": ("polis", ["experiments/law/deep.yaml", "experiments/law/wide.yaml"]),
     "links-events": ("polis", ["experiments/law/events.yaml"]),
     "links-deep-events": ("polis", ["experiments/law/deep.yaml", "experiments/law/events.yaml"]),
+    "links-events-explore50": ("polis", ["experiments/law/events.yaml"]),  # TRAIN_ONLY data
     "physical": ("physics", []),
     "physical-links": ("physics", []),
 }
@@ -101,6 +111,10 @@ def datasets(laws: list[str], variants: list[str] = ()) -> dict[str, Path]:
             d[f"{name}_consequence"] = dataset("items", "polis", DATA / f"{name}_consequence",
                                                "--items", "200", "--seed", "4", "--consequence",
                                                *given)  # fmt: skip
+        for suffix, options in dict(TRAIN_ONLY[v] for v in variants if v in TRAIN_ONLY).items():
+            d[law + suffix] = dataset("generate", "polis", DATA / (law + suffix), "--episodes",
+                                      "2048", "--frames", "241", "--seed", "0", "--law", law,
+                                      *SIZE, *options)  # fmt: skip
     return d
 
 
@@ -113,6 +127,8 @@ def train_and_probe(d: dict, variant: str, law: str, seed: int) -> list[Path]:
     suffix = DATA_VARIANTS.get(variant, ("", []))[0]
     sets, physics = law + suffix, "physics" + suffix
     data = d[physics] if world == "physics" else d[sets]
+    if variant in TRAIN_ONLY:
+        data = d[law + TRAIN_ONLY[variant][0]]
     tag = variant if world == "physics" else f"{variant}-{law}"
     configs = [*BASE, f"experiments/{MODEL[world]}.yaml", LAW, *diffs]
     ckpt = fit(f"law-{tag}-s{seed}", configs, STEPS, f"--data.path={data}",

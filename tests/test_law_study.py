@@ -126,3 +126,31 @@ def test_every_variant_s_diffs_exist_and_the_sixth_session_s_train_on_the_link_s
     law = law_study.LAW
     assert configs[-3:] == [law, "experiments/law/deep.yaml", "experiments/law/events.yaml"]
     assert "--data.path=justice-links" in opts and "--seed_everything=2" in opts
+
+
+def test_a_train_only_variant_trains_on_its_own_set_and_is_probed_on_the_shared_items(
+    monkeypatch,
+):
+    made, fits, probes = {}, [], []
+
+    def dataset(command, world, out, *options):
+        made[out.name] = (command, options)
+        return out
+
+    monkeypatch.setattr(law_study, "dataset", dataset)
+    monkeypatch.setattr(law_study, "fit", lambda name, configs, steps, *o: fits.append(
+        (name, configs, o)) or name)  # fmt: skip
+    monkeypatch.setattr(law_study, "probe", lambda ckpt, items, out, *o: probes.append((items, o)))
+    d = law_study.datasets(["justice"], ["links-events-explore50"])
+    command, options = made["justice-links-explore50"]
+    # the link set's generation, plus the exploratory ego; no items of its own
+    assert command == "generate" and options == (*made["justice-links"][1], "--ego-explore", "0.5")
+    assert not any(k.startswith("justice-links-explore50_") for k in made)
+    law_study.train_and_probe(d, "links-events-explore50", "justice", 1)
+    ((name, configs, opts),) = fits
+    assert name == "law-links-events-explore50-justice-s1"
+    assert configs[-1] == "experiments/law/events.yaml"
+    assert f"--data.path={d['justice-links-explore50']}" in opts
+    ((items, popts),) = probes  # the shared link items and consequence set, as links-events
+    assert items == [d["justice-links_items"]]
+    assert popts[-2:] == ("--consequence", str(d["justice-links_consequence"]))
