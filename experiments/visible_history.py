@@ -20,14 +20,15 @@ context of H rounds (the rounds r - H + 1 .. r, the law preset's history of 8 st
 - `first`: A and the ego never met before r (the items' K = 1);
 - `hidden`: they met before r, but not within the context (the model sees what `first` shows);
 - `visible K=k`: they met at the k - 1 consecutive rounds before r (k <= H), cooperating
-  mutually at each (the items' K = k);
+  mutually at each (what the context shows of the items' K = k; pairs that also met before
+  the context are in it too: only K = 1 is split by the hidden history);
 - `visible, other`: any other visible history.
 
 `context shows one meeting` pools `first` and `hidden`: the rate a model of the training windows
 can learn for the items' K = 1, against the `first` rate the observer's assumption gives.
 Round r's exchange frame is round_len (r + 1) (data_gen/polis.py). Bad input (not a Polis
-dataset, a missing array, --history < 1, --shards < 1) is one line on stderr, exit 2, nothing
-written.
+training set: another world, an item or consequence set; a missing array or round_len;
+--history < 1, --shards < 1) is one line on stderr, exit 2, nothing written.
 """
 
 from __future__ import annotations
@@ -88,10 +89,15 @@ def visible_history(ds: Dataset, history: int, shards: int | None = None) -> dic
     """Every group's rows and A's defection rate, and the pooled `one meeting` context."""
     if ds.world != "polis":
         raise VisibleHistoryError(f"{ds.root} is a {ds.world} dataset, not polis")
+    kind = ds.manifest.get("kind")
+    if kind != "dataset":  # item and consequence sets are scripted crops, not natural runs
+        raise VisibleHistoryError(f"{ds.root} is a Polis {kind} set, not a training set")
     missing = [a for a in ARRAYS if a not in ds.manifest["arrays"]]
     if missing:
         raise VisibleHistoryError(f"{ds.root} has no array {', '.join(missing)}")
-    round_len = int(ds.manifest.get("config", {}).get("round_len", 6))
+    if "round_len" not in ds.manifest.get("config", {}):
+        raise VisibleHistoryError(f"{ds.root}: its manifest's config has no round_len")
+    round_len = int(ds.manifest["config"]["round_len"])
     counts: dict[str, list[int]] = {}
     for part, ex in zip(ds.shards("partner")[:shards], ds.shards("executed")[:shards],
                         strict=True):  # fmt: skip
