@@ -74,7 +74,9 @@ def git_state(root: Path | None = None) -> dict:
     """{"commit", "dirty", "changed", "diff_sha256"} of the code's checkout; "unknown" if none."""
     root = root or repo_root()
     commit = _text(_git(root, "rev-parse", "HEAD")) if root else None
-    status = _text(_git(root, "status", "--porcelain")) if commit else None
+    # not stripped: a porcelain line starts with its two status columns, " M path" included
+    raw = _git(root, "status", "--porcelain") if commit else None
+    status = None if raw is None else raw.decode(errors="replace")
     diff = _git(root, "diff", "HEAD") if commit else None
     if commit is None or status is None or diff is None:
         return {"commit": UNKNOWN, "dirty": UNKNOWN, "changed": [], "diff_sha256": None}

@@ -224,3 +224,25 @@ def test_rerun_through_the_command_line(run):
         assert "checkpoint weights: identical" in res.stdout
     finally:
         shutil.rmtree(scratch)
+
+
+def test_git_state_names_every_changed_path_whole(tmp_path):
+    """`git status --porcelain` starts a worktree change with a space (" M path"): the first
+    changed path keeps its first character (an earlier version stripped the output)."""
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "alpha.txt").write_text("a\n")
+    (tmp_path / "beta.txt").write_text("b\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "x")
+    clean = provenance.git_state(tmp_path)
+    assert clean["dirty"] is False and clean["changed"] == [] and clean["diff_sha256"] is None
+    (tmp_path / "alpha.txt").write_text("changed\n")
+    (tmp_path / "new.txt").write_text("n\n")
+    state = provenance.git_state(tmp_path)
+    assert state["dirty"] is True and state["changed"] == ["alpha.txt", "new.txt"]
+    assert len(state["diff_sha256"]) == 64
