@@ -55,15 +55,15 @@ DATA_VARIANTS = {
     "links-events": LINKS,
     "links-deep-events": LINKS,
     "links-events-explore50": LINKS,
+    "links-explore50": LINKS,
 }
 # variant -> (suffix, extra world options) of its own *training* set, made beside its
 # DATA_VARIANTS sets (same seed); it is probed on those sets' items, so the comparison with the
 # other variants is on the same items. Seventh session: an exploratory ego (half of its C/D
 # choices at random instead of a tenth), so the consequences of its defections, the provoked
 # contexts of the R items, are covered by more training windows.
-TRAIN_ONLY = {
-    "links-events-explore50": ("-links-explore50", ["--state-links", "--ego-explore", "0.5"]),
-}
+EXPLORE50 = ("-links-explore50", ["--state-links", "--ego-explore", "0.5"])
+TRAIN_ONLY = {"links-events-explore50": EXPLORE50, "links-explore50": EXPLORE50}
 VARIANTS = {
     "round": ("polis", []),
     "oracle": ("polis", ["experiments/law/oracle.yaml"]),
@@ -81,6 +81,7 @@ VARIANTS = {
     "links-events": ("polis", ["experiments/law/events.yaml"]),
     "links-deep-events": ("polis", ["experiments/law/deep.yaml", "experiments/law/events.yaml"]),
     "links-events-explore50": ("polis", ["experiments/law/events.yaml"]),  # TRAIN_ONLY data
+    "links-explore50": ("polis", []),  # the exploratory ego alone
     "physical": ("physics", []),
     "physical-links": ("physics", []),
 }

@@ -154,3 +154,7 @@ def test_a_train_only_variant_trains_on_its_own_set_and_is_probed_on_the_shared_
     ((items, popts),) = probes  # the shared link items and consequence set, as links-events
     assert items == [d["justice-links_items"]]
     assert popts[-2:] == ("--consequence", str(d["justice-links_consequence"]))
+    # the exploratory ego alone: the same training set, the plain links recipe
+    law_study.train_and_probe(d, "links-explore50", "justice", 0)
+    name, configs, opts = fits[1]
+    assert configs[-1] == law_study.LAW and f"--data.path={d['justice-links-explore50']}" in opts
