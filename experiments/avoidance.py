@@ -39,19 +39,15 @@ Polis dataset, a missing array, --shards < 1, episodes too short) is one line on
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import math
-import sys
 import warnings
-from pathlib import Path
 
+import dataset_tool
 import numpy as np
 
 from data_gen.agents import DISPOSITIONS, EVENTS, C, D  # C, D: the action codes
-from pwm.data.format import Dataset, DatasetError, open_dataset
-from pwm.probes.cli import jsonable
+from pwm.data.format import Dataset, open_dataset
 
 BEFORE, HORIZON = 2, 5  # rounds of window before r; rounds after it (s = 0..HORIZON-1)
 STEPS = list(range(-BEFORE, HORIZON))  # s of d(r+s+1) - d(r+s)
@@ -416,23 +412,14 @@ def report(res: dict, command: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("data", type=Path, help="a Polis dataset (pwm generate polis)")
-    p.add_argument("--shards", type=int, help="use only the first N shards (default all)")
-    p.add_argument("--json", type=Path, help="also write every number as JSON")
-    args = p.parse_args(argv)
-    args_text = sys.argv[1:] if argv is None else argv
-    try:
-        if args.json and (args.json.is_dir() or not args.json.absolute().parent.is_dir()):
-            raise AvoidanceError(f"--json {args.json}: not a file in an existing directory")
-        res = avoidance(open_dataset(args.data), args.shards)
-    except (AvoidanceError, DatasetError) as exc:
-        print(f"avoidance.py: error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    command = " ".join(["python experiments/avoidance.py", *map(str, args_text)])
-    print("\n".join(report(res, command)))
-    if args.json:
-        args.json.write_text(json.dumps(jsonable({"command": command, **res}), indent=1) + "\n")
+    dataset_tool.main(
+        "avoidance.py",
+        dataset_tool.parser(__doc__),
+        argv,
+        lambda args: avoidance(open_dataset(args.data), args.shards),
+        report,
+        (AvoidanceError,),
+    )
 
 
 if __name__ == "__main__":

@@ -33,23 +33,14 @@ training set: another world, an item or consequence set; a missing array or roun
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-from pathlib import Path
-
+import dataset_tool
 import numpy as np
 
 from data_gen.agents import C, D  # the action codes
-from pwm.data.format import Dataset, DatasetError, open_dataset
-from pwm.probes.cli import jsonable
+from pwm.data.format import Dataset, open_dataset
 
 EGO = 0
 ARRAYS = ("partner", "executed")
-
-
-class VisibleHistoryError(ValueError):
-    """Bad input: one line, exit 2."""
 
 
 def category(meetings: list[int], mutual_c: list[bool], r: int, history: int) -> str:
@@ -88,15 +79,15 @@ def rows(partner: np.ndarray, executed: np.ndarray, history: int) -> dict[str, l
 def visible_history(ds: Dataset, history: int, shards: int | None = None) -> dict:
     """Every group's rows and A's defection rate, and the pooled `one meeting` context."""
     if ds.world != "polis":
-        raise VisibleHistoryError(f"{ds.root} is a {ds.world} dataset, not polis")
+        raise dataset_tool.ToolError(f"{ds.root} is a {ds.world} dataset, not polis")
     kind = ds.manifest.get("kind")
     if kind != "dataset":  # item and consequence sets are scripted crops, not natural runs
-        raise VisibleHistoryError(f"{ds.root} is a Polis {kind} set, not a training set")
+        raise dataset_tool.ToolError(f"{ds.root} is a Polis {kind} set, not a training set")
     missing = [a for a in ARRAYS if a not in ds.manifest["arrays"]]
     if missing:
-        raise VisibleHistoryError(f"{ds.root} has no array {', '.join(missing)}")
+        raise dataset_tool.ToolError(f"{ds.root} has no array {', '.join(missing)}")
     if "round_len" not in ds.manifest.get("config", {}):
-        raise VisibleHistoryError(f"{ds.root}: its manifest's config has no round_len")
+        raise dataset_tool.ToolError(f"{ds.root}: its manifest's config has no round_len")
     round_len = int(ds.manifest["config"]["round_len"])
     counts: dict[str, list[int]] = {}
     for part, ex in zip(ds.shards("partner")[:shards], ds.shards("executed")[:shards],
@@ -152,28 +143,15 @@ def report(res: dict, command: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("data", type=Path, help="a Polis dataset (pwm generate polis)")
+    p = dataset_tool.parser(__doc__)
     p.add_argument("--history", type=int, default=8, help="the context in rounds (default 8)")
-    p.add_argument("--shards", type=int, help="use only the first N shards (default all)")
-    p.add_argument("--json", type=Path, help="also write every number as JSON")
-    args = p.parse_args(argv)
-    args_text = sys.argv[1:] if argv is None else argv
-    try:
+
+    def analyse(args) -> dict:
         if args.history < 1:
-            raise VisibleHistoryError(f"--history must be >= 1, got {args.history}")
-        if args.shards is not None and args.shards < 1:
-            raise VisibleHistoryError(f"--shards must be >= 1, got {args.shards}")
-        if args.json and (args.json.is_dir() or not args.json.absolute().parent.is_dir()):
-            raise VisibleHistoryError(f"--json {args.json}: not a file in an existing directory")
-        res = visible_history(open_dataset(args.data), args.history, args.shards)
-    except (VisibleHistoryError, DatasetError) as exc:
-        print(f"visible_history.py: error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    command = " ".join(["python experiments/visible_history.py", *map(str, args_text)])
-    print("\n".join(report(res, command)))
-    if args.json:
-        args.json.write_text(json.dumps(jsonable({"command": command, **res}), indent=1) + "\n")
+            raise dataset_tool.ToolError(f"--history must be >= 1, got {args.history}")
+        return visible_history(open_dataset(args.data), args.history, args.shards)
+
+    dataset_tool.main("visible_history.py", p, argv, analyse, report)
 
 
 if __name__ == "__main__":

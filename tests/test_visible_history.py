@@ -122,3 +122,12 @@ def test_not_a_polis_training_set_is_refused(tmp_path, capsys, meta, message):
         main([str(root)])
     err = capsys.readouterr().err.strip()
     assert exc.value.code == 2 and message in err and len(err.splitlines()) == 1
+
+
+def test_a_json_outside_an_existing_directory_is_refused(polis, tmp_path, capsys):
+    out = tmp_path / "missing" / "out.json"
+    with pytest.raises(SystemExit) as e:
+        main([str(polis), "--json", str(out)])
+    err = capsys.readouterr()
+    assert e.value.code == 2 and "not a file in an existing directory" in err.err
+    assert len(err.err.strip().splitlines()) == 1 and err.out == "" and not out.parent.exists()
