@@ -56,6 +56,7 @@ DATA_VARIANTS = {
     "links-deep-events": LINKS,
     "links-events-explore50": LINKS,
     "links-explore50": LINKS,
+    "links-oracle": LINKS,
 }
 # variant -> (suffix, extra world options) of its own *training* set, made beside its
 # DATA_VARIANTS sets (same seed); it is probed on those sets' items, so the comparison with the
@@ -82,6 +83,9 @@ VARIANTS = {
     "links-deep-events": ("polis", ["experiments/law/deep.yaml", "experiments/law/events.yaml"]),
     "links-events-explore50": ("polis", ["experiments/law/events.yaml"]),  # TRAIN_ONLY data
     "links-explore50": ("polis", []),  # the exploratory ego alone
+    # eighth session: z = the standardised state with the link (no encoder learns): does the
+    # predictor alone learn the partner's delayed move away (the consequence probe's onset)?
+    "links-oracle": ("polis", ["experiments/law/oracle.yaml"]),
     "physical": ("physics", []),
     "physical-links": ("physics", []),
 }
