@@ -160,8 +160,9 @@ GOAL = {  # law -> the issue's goals for M1, R, Q, HE and the gap to the frame-o
 def goals(report_json: Path, probes: list[Path]) -> str:
     """The issue's goals per (model, items): each named test's mean over seeds [95% CI] and the
     per-seed values; HE; the frame-only observer's M1 and R (the ceiling) and the model's gap to
-    it; the dose-response slope (betrayal - trust, on log2 K, mean over seeds, with the number of
-    seeds whose 95% CI excludes 0); the consequence probe's distance and defection effect ratios
+    it; the dose-response slope (betrayal - trust, on log2 K, mean over seeds, its CI over seeds
+    where the probes store the rows, and the number of seeds whose own 95% CI excludes 0); the
+    consequence probe's distance and defection effect ratios
     (predicted / true; with the one-step predictions' ratio where the probe has it); the cue
     linear probe R² (random init)."""
     groups = json.loads(report_json.read_text())
@@ -209,7 +210,11 @@ def goals(report_json: Path, probes: list[Path]) -> str:
         slopes = [e["scorers"]["model"].get("dose_slope", {}).get("max") for _, e in mine]
         slopes = [s for s in slopes if s and s.get("slope") is not None]
         rising = sum(s["ci"][0] > 0 for s in slopes)
-        cells.append(f"{np.mean([s['slope'] for s in slopes]):+.3f} ({rising}/{len(slopes)})"
+        # the CI over seeds (seeds, then groups, as the tests'), for probes that store the rows
+        over = (g.get("dose_slope") or {}).get("ci")
+        over = (f" [{over[0]:+.3f}, {over[1]:+.3f}]" + (" ✓" if over[0] > 0 else " ✗")
+                if over and len(slopes) > 1 else "")  # fmt: skip
+        cells.append(f"{np.mean([s['slope'] for s in slopes]):+.3f}{over} ({rising}/{len(slopes)})"
                      if slopes else "–")  # fmt: skip
         # the references: the frame-only observer infers A's disposition from the K rounds it
         # sees (its slope is that inference); the ideal observer knows it (the law's own slope)

@@ -149,7 +149,9 @@ def _cell(block: dict) -> str:
 
 
 def compare(old: dict, new: dict) -> tuple[list[str], float]:
-    """Lines comparing two probe runs' metrics (provenance left out) and the max abs difference."""
+    """Lines comparing two probe runs' metrics (provenance left out) and the max abs difference
+    over every recorded number (one missing from the re-run counts as infinite; one the re-run
+    adds is listed, not compared)."""
     primary = old["config"]["primary"]
     lines = [f"comparisons (model, {primary}): recorded | re-run | max |difference|"]
     new_items = {e["name"]: e for e in new["items"]}
@@ -168,7 +170,10 @@ def compare(old: dict, new: dict) -> tuple[list[str], float]:
     strip = lambda m: {k: v for k, v in m.items() if k != "provenance"}  # noqa: E731
     x, y = numbers(strip(old)), numbers(strip(new))
     parts: dict[str, float] = {}
-    for key in x.keys() | y.keys():
+    # numbers only the re-run has are fields the recording code did not store yet (a probe made
+    # before the dose slope kept its rows): every recorded number is still compared
+    added = y.keys() - x.keys()
+    for key in x.keys() | (y.keys() - added):
         d = _diff(x.get(key), y.get(key)) if key in x and key in y else math.inf
         part = "/".join([p for p in key.split("/")[1:] if not p.isdigit()][:3])
         parts[part] = max(parts.get(part, 0.0), d)
@@ -176,6 +181,13 @@ def compare(old: dict, new: dict) -> tuple[list[str], float]:
     differ = ", ".join(f"{p} {d:.3g}" for p, d in sorted(parts.items()) if d > 0)
     lines.append(f"max |difference| by part: {differ or 'none'}")
     lines.append(f"max |difference| over all {len(x)} numbers: {worst:.3g}")
+    if added:
+        what = sorted({"/".join([p for p in k.split("/")[1:] if not p.isdigit()][:3])
+                       for k in added})  # fmt: skip
+        lines.append(
+            f"only in the re-run (not recorded, not compared): {len(added)} numbers in "
+            f"{', '.join(what)}"
+        )
     return lines, worst
 
 

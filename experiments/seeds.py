@@ -8,7 +8,9 @@ reads the runs (metrics.json or a curated metrics.json.gz), treats them as train
 model (named NAME, default the first run's name without its `-s<seed>` tail), and prints one
 markdown row per Polis item set with the report's own summary (pwm.probes.report.summarise):
 M2, R, M1, M1C, Q and HE as the mean over seeds with the hierarchical bootstrap CI (seeds, then
-pairs) and the per-seed values, and the frame-only observer's R. The runs are not changed.
+pairs) and the per-seed values, the frame-only observer's R, and the dose-response slope: its
+mean over seeds, its CI over seeds (the same hierarchical bootstrap, for probes that store the
+per-group differences) and how many seeds' own CIs exclude 0. The runs are not changed.
 
 Bad input (a directory without a probe run, runs of different item sets or worlds) is one line
 on stderr, exit 2.
@@ -49,6 +51,10 @@ def rows(runs: list[dict], name: str) -> list[str]:
         cells.append(f"{he['value']:.2f} [{he['ci'][0]:.2f}, {he['ci'][1]:.2f}]" if he else "–")
         fo = s["comparisons"].get("R", {}).get("baselines", {}).get("frame_only")
         cells.append(f"{fo:.2f}" if fo is not None else "–")
+        d = s.get("dose_slope")
+        over = f" [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]" if d and d.get("ci") else ""
+        cells.append(f"{d['mean']:+.3f}{over} ({d['seeds_ci_above_0']}/{len(d['per_seed'])})"
+                     if d else "–")  # fmt: skip
         out.append("| " + " | ".join(cells) + " |")
     return out
 
@@ -65,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, KeyError) as e:  # ProbeError, RerunError, JSONDecodeError
         print(f"seeds.py: error: {e}", file=sys.stderr)
         return 2
-    head = ["model", "items", "seeds", *TESTS, "HE", "frame-only R"]
+    head = ["model", "items", "seeds", *TESTS, "HE", "frame-only R", "dose slope (CI > 0)"]
     print("| " + " | ".join(head) + " |\n|" + " --- |" * len(head))
     print("\n".join(lines))
     return 0

@@ -94,6 +94,13 @@ def test_goals_table_puts_the_observers_dose_slopes_beside_the_models(tmp_path):
     cells = dict(zip(header.split(" | "), row.split(" | "), strict=True))
     assert cells["R"] == "0.95 [0.90, 0.99] (0.90, 1.00) ✓"
     assert cells["dose slope (CI > 0)"] == "+0.040 (1/2)"  # the mean; one seed's CI above 0
+    # with the rows stored, the report's CI over seeds (seeds, then groups) is given and marked
+    g = json.loads(report.read_text())
+    g[key]["dose_slope"] = {"ci": [0.01, 0.07]}
+    report.write_text(json.dumps(g))
+    header, _, row = law_study.goals(report, probes).splitlines()
+    cells = dict(zip(header.split(" | "), row.split(" | "), strict=True))
+    assert cells["dose slope (CI > 0)"] == "+0.040 [+0.010, +0.070] ✓ (1/2)"
     assert cells["dose slope: frame-only / ideal observer"] == "+0.290 / +0.000"
     assert cells["consequence: distance ratio"] == "0.50 (0.40, 0.60); one-step 0.10"
     assert cells["consequence: defection ratio"] == "0.50 (0.40, 0.60)"

@@ -187,7 +187,61 @@ def test_dose_slope_finds_a_rise_and_not_a_flat_line():
     assert np.isnan(one["slope"])  # one dose: no slope
 
 
+def test_dose_slope_stores_its_rows_by_k_whatever_their_order():
+    k = np.array([8, 1, 4, 2, 1, 8])
+    d = M.dose_slope(k, np.array([0.8, 0.1, 0.4, 0.2, 0.15, 0.85]))
+    assert d["K"] == [1, 2, 4, 8] and d["n"] == [2, 1, 1, 2]
+    assert d["diff"] == [0.1, 0.15, 0.2, 0.4, 0.8, 0.85]  # split by n: each K's rows
+    again = M.dose_slope(np.sort(k), np.array(d["diff"]))
+    assert again["slope"] == pytest.approx(d["slope"])  # the same rows, the same slope
+
+
+def test_the_slope_ci_over_seeds_covers_both_sources_of_variance():
+    rng = np.random.default_rng(0)
+    k = np.repeat([1, 2, 4, 8], 200)
+
+    def seed(true_slope):  # one seed's dose_slope over 800 noisy rows
+        return M.dose_slope(k, true_slope * np.log2(k) + rng.normal(0, 0.5, len(k)), seed=1)
+
+    rising = [seed(0.1) for _ in range(3)]
+    lo, hi = M.seed_bootstrap_slope_ci(rising, seed=2)
+    assert 0 < lo < 0.1 < hi
+    # seeds that disagree (one falls, two rise): each seed's own CI may exclude 0, the mean's
+    # CI over seeds does not
+    mixed = [seed(0.1), seed(0.1), seed(-0.15)]
+    assert sum(d["ci"][0] > 0 for d in mixed) == 2
+    lo, hi = M.seed_bootstrap_slope_ci(mixed, seed=2)
+    assert lo < 0 < hi
+    # one seed: its own CI; seeds probed before the rows were stored are left out
+    assert M.seed_bootstrap_slope_ci([rising[0]]) == tuple(rising[0]["ci"])
+    old = {key: v for key, v in rising[1].items() if key != "diff"}
+    assert M.seed_bootstrap_slope_ci([old, rising[0]]) == tuple(rising[0]["ci"])
+    assert all(np.isnan(M.seed_bootstrap_slope_ci([old, None])))
+
+
 def test_history_effect_is_zero_for_swapped_outcomes():
     m2 = np.array([1.0, 0.0, 0.5, 1.0])
     np.testing.assert_array_equal(M.history_effect(m2, 1 - m2), 0.0)
     np.testing.assert_array_equal(M.history_effect(np.ones(3), np.ones(3)), 1.0)
+
+
+def test_the_report_gives_the_slope_a_ci_over_seeds_where_the_probes_store_the_rows():
+    from pwm.probes.report import summarise
+
+    rng = np.random.default_rng(3)
+    k = np.repeat([1, 2, 4, 8], 100)
+    cfg = {"primary": "max", "ci_level": 0.95, "bootstrap_resamples": 500, "seed": 0,
+           "headline": {}, "betrayal_tests": ["M1"]}  # fmt: skip
+
+    def member(slope, rows=True):
+        d = M.dose_slope(k, slope * np.log2(k) + rng.normal(0, 0.3, len(k)), seed=1)
+        if not rows:  # a probe made before the rows were stored
+            d.pop("diff")
+        return {"config": cfg}, {"world": "polis", "scorers": {"model": {
+            "comparisons": {}, "dose_slope": {"max": d}}}}  # fmt: skip
+
+    s = summarise([member(0.1), member(0.12), member(0.08)])["dose_slope"]
+    assert s["mean"] == pytest.approx(np.mean(s["per_seed"]))
+    assert s["seeds_ci_above_0"] == 3 and 0 < s["ci"][0] < s["mean"] < s["ci"][1]
+    s = summarise([member(0.1), member(0.1, rows=False)])["dose_slope"]
+    assert "ci" not in s  # a CI over some of the seeds would be a CI of another mean

@@ -246,3 +246,19 @@ def test_git_state_names_every_changed_path_whole(tmp_path):
     state = provenance.git_state(tmp_path)
     assert state["dirty"] is True and state["changed"] == ["alpha.txt", "new.txt"]
     assert len(state["diff_sha256"]) == 64
+
+
+def test_rerun_compare_lists_numbers_only_the_re_run_has_and_fails_on_lost_ones():
+    def metrics(**slope):
+        return {"config": {"primary": "max"}, "items": [{"name": "polis", "scorers": {"model": {
+            "comparisons": {"R": {"max": {"paired_accuracy": 0.8, "ci": [0.7, 0.9], "d_z": 1.0}}},
+            "dose_slope": {"max": {"slope": 0.05, **slope}}}}}]}  # fmt: skip
+
+    old, new = metrics(), metrics(diff=[0.1, 0.2])  # the newer probe also stores the rows
+    lines, worst = rerun.compare(old, new)
+    assert worst == 0.0 and "by part: none" in lines[-3]
+    assert lines[-1].startswith("only in the re-run (not recorded, not compared): 2 numbers in ")
+    lines, worst = rerun.compare(new, old)  # a recorded number the re-run lost is a difference
+    assert worst == float("inf") and not any(line.startswith("only in") for line in lines)
+    new["items"][0]["scorers"]["model"]["dose_slope"]["max"]["slope"] = 0.06
+    assert rerun.compare(old, new)[1] == pytest.approx(0.01)

@@ -198,32 +198,71 @@ def dose_slope(
     k: np.ndarray, diff: np.ndarray, level: float = 0.95, resamples: int = 2000, seed=0
 ) -> dict:
     """Least-squares slope of the betrayal-minus-trust score difference on log2 K, with a
-    percentile bootstrap CI over groups; per-K means and counts.
+    percentile bootstrap CI over groups; per-K means and counts, and the differences themselves
+    ordered by K ("diff", for a CI over training seeds: seed_bootstrap_slope_ci).
 
     Why: a model that reads the history should find a betrayal more surprising the longer the
     trust it breaks (DESIGN 4.2's dose-response); the slope summarises the dose in one number
     whose CI says whether it rises at all. log2 K spaces the doses 1, 2, 4, 8 evenly; only the K
     inside the model's context are given (outside it no model can see the dose).
     """
-    x, y = np.log2(np.asarray(k, dtype=float)), np.asarray(diff, dtype=float)
-    ks = sorted(set(np.asarray(k).tolist()))
-    out = {"K": ks, "mean_diff": [float(y[np.asarray(k) == v].mean()) for v in ks],
-           "n": [int((np.asarray(k) == v).sum()) for v in ks]}  # fmt: skip
+    k, y = np.asarray(k), np.asarray(diff, dtype=float)
+    x = np.log2(k.astype(float))
+    ks = sorted(set(k.tolist()))
+    by_k = y[np.argsort(k, kind="stable")]  # stored by K, so "diff" splits by the counts "n"
+    out = {"K": ks, "mean_diff": [float(y[k == v].mean()) for v in ks],
+           "n": [int((k == v).sum()) for v in ks],
+           "diff": [float(f"{v:.6g}") for v in by_k]}  # fmt: skip
     if len(ks) < 2:
         return {**out, "slope": float("nan"), "ci": [float("nan"), float("nan")]}
-
-    def fit(xx, yy):  # (R, n) each -> (R,)
-        xc = xx - xx.mean(-1, keepdims=True)
-        den = (xc * xc).sum(-1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(den > 0, (xc * (yy - yy.mean(-1, keepdims=True))).sum(-1) / den, 0.0)
-
     rng = np.random.default_rng(seed)
     pick = rng.integers(0, len(x), (resamples, len(x)))  # (R, n) resampled groups
-    boot = fit(x[pick], y[pick])
+    boot = _slope(x[pick], y[pick])
     a = (1 - level) / 2
     ci = [float(np.quantile(boot, a)), float(np.quantile(boot, 1 - a))]
-    return {**out, "slope": float(fit(x[None], y[None])[0]), "ci": ci}
+    return {**out, "slope": float(_slope(x[None], y[None])[0]), "ci": ci}
+
+
+def _slope(xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
+    """Least-squares slopes of rows: (R, n) each -> (R,) (0 where x does not vary)."""
+    xc = xx - xx.mean(-1, keepdims=True)
+    den = (xc * xc).sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (xc * (yy - yy.mean(-1, keepdims=True))).sum(-1) / den, 0.0)
+
+
+def seed_bootstrap_slope_ci(
+    per_seed: list[dict], level: float = 0.95, resamples: int = 2000, seed=0
+) -> tuple[float, float]:
+    """Hierarchical bootstrap CI of the mean over training seeds of the dose-response slope:
+    `per_seed` holds each seed's `dose_slope` output (its rows: "K", "n", "diff").
+
+    Why: the same two sources of variance as `seed_bootstrap_ci` (which network, which items),
+    so the slope of a model trained at several seeds gets the CI the other tests get: resample
+    seeds, then each drawn seed's groups, and average the seeds' slopes. One seed gives that
+    seed's own group bootstrap CI (dose_slope's). Seeds probed before "diff" was stored are
+    left out (nan when none has it).
+    """
+    rows = []
+    for d in per_seed:
+        if not d or "diff" not in d or len(d["K"]) < 2:
+            continue
+        k = np.repeat(np.asarray(d["K"], dtype=float), d["n"])
+        rows.append((np.log2(k), np.asarray(d["diff"], dtype=float)))
+    if not rows:
+        return float("nan"), float("nan")
+    if len(rows) == 1:
+        return tuple(next(d for d in per_seed if d and "diff" in d and len(d["K"]) > 1)["ci"])
+    rng = np.random.default_rng(seed)
+    slopes = []  # (S, R): each seed's slope over R resamples of its groups
+    for x, y in rows:
+        pick = rng.integers(0, len(x), (resamples, len(x)))
+        slopes.append(_slope(x[pick], y[pick]))
+    slopes = np.stack(slopes)
+    pick = rng.integers(0, len(rows), (resamples, len(rows)))  # (R, S)
+    boot = slopes[pick, np.arange(resamples)[:, None]].mean(axis=1)  # (R,)
+    a = (1 - level) / 2
+    return float(np.quantile(boot, a)), float(np.quantile(boot, 1 - a))
 
 
 def spearman(scores: np.ndarray, ideal: np.ndarray) -> tuple[float, float]:

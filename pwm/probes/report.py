@@ -148,9 +148,15 @@ def summarise(members: list[tuple[dict, dict]]) -> dict:
         if he:
             out[key] = he
     slopes = [e["scorers"]["model"].get("dose_slope", {}).get(primary) for _, e in members]
-    slopes = [v["slope"] for v in slopes if v and v.get("slope") is not None]
+    slopes = [v for v in slopes if v and v.get("slope") is not None]
     if slopes:
-        out["dose_slope"] = {"mean": float(np.mean(slopes)), "per_seed": slopes}
+        ds = {"mean": float(np.mean([v["slope"] for v in slopes])),
+              "per_seed": [v["slope"] for v in slopes],
+              "seeds_ci_above_0": sum(bool(v["ci"][0] > 0) for v in slopes)}  # fmt: skip
+        if all("diff" in v for v in slopes):  # a CI over seeds, as the tests get (seeds, groups)
+            ds["ci"] = list(M.seed_bootstrap_slope_ci(slopes, level, cfg["bootstrap_resamples"],
+                                                      cfg["seed"]))  # fmt: skip
+        out["dose_slope"] = ds
     if all(t in comps for t in cfg["betrayal_tests"]):
         out["verdict"] = M.betrayal_verdict(
             {t: comps[t]["pass"] for t in cfg["betrayal_tests"]}, cfg["betrayal_tests"]
@@ -270,7 +276,9 @@ def render(groups: dict, summaries: dict, figures: list[str], primary: str, grid
             d = s["dose_slope"]
             lines += [
                 f"Dose-response slope (betrayal − trust→C on log2 K, K inside the context): mean "
-                f"{fmt(d['mean'], 3)} (seeds: {', '.join(fmt(v, 3) for v in d['per_seed'])}).",
+                f"{fmt(d['mean'], 3)}{' ' + ci(d['ci']) if d.get('ci') else ''} (seeds: "
+                f"{', '.join(fmt(v, 3) for v in d['per_seed'])}; CI above 0 at "
+                f"{d['seeds_ci_above_0']} of {len(d['per_seed'])}).",
                 "",
             ]
         if s["linear_probes"]:
