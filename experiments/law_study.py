@@ -57,6 +57,7 @@ DATA_VARIANTS = {
     "links-events-explore50": LINKS,
     "links-explore50": LINKS,
     "links-oracle": LINKS,
+    "links-oracle-motion": LINKS,
 }
 # variant -> (suffix, extra world options) of its own *training* set, made beside its
 # DATA_VARIANTS sets (same seed); it is probed on those sets' items, so the comparison with the
@@ -86,6 +87,11 @@ VARIANTS = {
     # eighth session: z = the standardised state with the link (no encoder learns): does the
     # predictor alone learn the partner's delayed move away (the consequence probe's onset)?
     "links-oracle": ("polis", ["experiments/law/oracle.yaml"]),
+    # ... and when its loss is the motion columns' error only (a diagnostic, law/motion.yaml)
+    "links-oracle-motion": (
+        "polis",
+        ["experiments/law/oracle.yaml", "experiments/law/motion.yaml"],
+    ),
     "physical": ("physics", []),
     "physical-links": ("physics", []),
 }

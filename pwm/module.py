@@ -77,6 +77,31 @@ class OptimConfig:
                 raise ValueError(f"model.optim.{name} must be {want}, got {getattr(self, name)!r}")
 
 
+def feature_scale(
+    weights: list[float] | None, target: str, prediction: str, obs_size: int, objects: int
+) -> Tensor | None:
+    """(D,) the square roots of `model.feature_weights` scaled to mean 1 and tiled over the
+    objects (squared errors of scaled features are the weighted errors), or None without
+    weights. Refuses weights for learned embeddings (their features name nothing), a
+    likelihood loss (its variance already weights each feature) or the wrong length."""
+    if weights is None:
+        return None
+    if target != "oracle" or prediction != "mse":
+        raise ValueError(
+            "model.feature_weights needs model.target oracle and model.prediction mse (z's "
+            f"features are the state's columns only then), got {target!r} and {prediction!r}"
+        )
+    per = obs_size // objects
+    w = list(weights)
+    if len(w) != per or not all(_finite(v) and v >= 0 for v in w) or sum(w) <= 0:
+        raise ValueError(
+            f"model.feature_weights must be {per} numbers >= 0 (one per state column of an "
+            f"object), not all 0, got {weights!r}"
+        )
+    w = torch.tensor(w, dtype=torch.float32)
+    return (w / w.mean()).sqrt().repeat(objects)
+
+
 def _finite(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -119,6 +144,14 @@ class JEPAModule(L.LightningModule):
             observations, the number of objects in the state (object-centric: one shared encoder
             per object, z the concatenated object embeddings of embed_dim / k each, and a
             predictor that attends over objects and time; see models/predictor.py).
+        feature_weights: with target `oracle` and the `mse` prediction only (z's features are
+            then the state's named columns): one weight >= 0 per column of an object's state
+            (embed_dim / k of them, e.g. x, y, vx, vy, cue_c, cue_d, link_j), tiled over the
+            objects and scaled to mean 1, that the training loss puts on each feature's squared
+            error (the logged pred_loss, the validation loss and the probes' surprise stay
+            unweighted). Why: a diagnostic of what the loss's allocation over features teaches
+            (a motion-only loss: does the predictor learn where agents go when nothing else is
+            asked of it?). None: every feature alike.
         optim: optimiser settings.
     """
 
@@ -144,6 +177,7 @@ class JEPAModule(L.LightningModule):
         objects: int = 1,
         prediction: PredictionName = "mse",
         optim: OptimConfig = OptimConfig(),  # noqa: B008
+        feature_weights: list[float] | None = None,
     ):
         super().__init__()
         if not _finite(lam) or lam < 0:
@@ -180,6 +214,11 @@ class JEPAModule(L.LightningModule):
         self.add_module(regularizer, REGULARIZERS[regularizer](num_directions))
         self.target_encoder = TARGETS[target](self.model, ema_momentum)
         self.prediction_loss = PREDICTION_LOSSES[prediction]()
+        self.register_buffer(
+            "feature_scale",
+            feature_scale(feature_weights, target, prediction, obs_size, objects),
+            persistent=False,  # rebuilt from the hyperparameter; older checkpoints load as before
+        )
 
     @property
     def regularizer(self) -> nn.Module:
@@ -199,11 +238,15 @@ class JEPAModule(L.LightningModule):
             "reg_loss": self.regularizer(rearrange(z, "b t d -> t b d"), step),  # (L, B, D) in
         }
         pred_loss = losses["pred_loss"]
+        scaled = (pred, target)  # model.feature_weights: each feature's error scaled (training)
+        if self.feature_scale is not None and stage == "train":
+            scaled = (pred * self.feature_scale, target * self.feature_scale)
+            pred_loss = losses["weighted_pred_loss"] = self.prediction_loss(*scaled, logvar)
         weight = batch.get("weight") if stage == "train" else None  # (B, L, n): data.event_weight
         if weight is not None:  # the loss trained on; pred_loss stays the unweighted one
             # per object only for the object-centric state model (patch tokens are no agents)
             k = self.hparams.objects if self.hparams.observation == "state" else 1
-            pred_loss = weighted_loss(pred, target, logvar, weight[:, 1:], k)
+            pred_loss = weighted_loss(*scaled, logvar, weight[:, 1:], k)
             losses["weighted_pred_loss"] = pred_loss
         losses["loss"] = pred_loss + self.hparams.lam * losses["reg_loss"]
         losses["z_std"] = embedding_std(z)

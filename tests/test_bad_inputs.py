@@ -441,6 +441,11 @@ CASES = [
     ("event weights on toy", lambda i: fit(i, "--data.event_weight=2"), "needs a Polis dataset"),
     ("event weight < 0", lambda i: fit(i, "--data.event_weight=-1"), "data.event_weight must"),
     ("event weight nan", lambda i: fit(i, "--data.event_weight=nan"), "data.event_weight"),
+    (
+        "feature weights without the oracle",
+        lambda i: fit(i, "--model.feature_weights=[1]"),
+        "model.feature_weights needs model.target oracle",
+    ),
     ("event steps 0", lambda i: fit(i, "--data.event_steps=0"), "data.event_steps must be >= 1"),
     ("world vs dataset", lambda i: fit(i, "--data.world=physics"), "is a 'toy' dataset"),
     (

@@ -190,3 +190,72 @@ def test_the_module_weights_each_prediction_with_its_own_step_and_agent():
     for wrong in (weight[:, :-1], weight[:, 1:].roll(1, dims=-1)):
         assert got["weighted_pred_loss"].item() != pytest.approx(expect(wrong).item())
     assert got["pred_loss"].item() == pytest.approx(per.mean().item())
+
+
+def oracle_module(**kw) -> JEPAModule:
+    """An oracle model over 3 objects of 4 state columns each (z = the standardised state)."""
+    torch.manual_seed(0)
+    module = JEPAModule(observation="state", obs_size=12, action_dim=2, window=4, history=3,
+                        embed_dim=12, projector_hidden=16, objects=3, num_directions=8,
+                        target="oracle", regularizer="none", **kw)  # fmt: skip
+    return module.eval()
+
+
+def test_feature_weights_weight_each_state_column_s_error_in_training_only():
+    """model.feature_weights (issue 27's motion-only diagnostic): per object column, tiled over
+    the objects, mean 1; the logged pred_loss and the validation loss stay unweighted."""
+    g = torch.Generator().manual_seed(1)
+    batch = {
+        "obs": torch.randn(2, 4, 12, generator=g),
+        "actions": torch.randn(2, 4, 2, generator=g),
+    }
+    plain = oracle_module()
+    motion = oracle_module(feature_weights=[1.0, 1.0, 0.0, 0.0])  # the first two columns only
+    assert plain.feature_scale is None
+    assert motion.feature_scale.tolist() == pytest.approx([2**0.5, 2**0.5, 0.0, 0.0] * 3)
+    with torch.no_grad():
+        got = motion.model_step(dict(batch), "train")
+        val = motion.model_step(dict(batch), "val")
+        z = motion.model.encode(batch["obs"])
+        pred, _ = motion.model.predict_dist(z[:, :-1], batch["actions"][:, :-1])
+        sq = elementwise(pred, z[:, 1:]).reshape(2, 3, 3, 4)  # (B, step, object, column)
+    assert got["weighted_pred_loss"].item() == pytest.approx(sq[..., :2].mean().item(), rel=1e-5)
+    assert got["pred_loss"].item() == pytest.approx(sq.mean().item(), rel=1e-5)
+    assert "weighted_pred_loss" not in val and val["loss"].item() == pytest.approx(
+        sq.mean().item(), rel=1e-5
+    )
+    # equal weights are the plain loss; with event weights both act (each agent's block scaled)
+    same = oracle_module(feature_weights=[3.0] * 4)
+    with torch.no_grad():
+        assert same.model_step(dict(batch), "train")["weighted_pred_loss"].item() == pytest.approx(
+            plain.model_step(dict(batch), "train")["pred_loss"].item(), rel=1e-5)  # fmt: skip
+        w = torch.ones(2, 4, 3)
+        w[0, 2, 1] = 50.0
+        both = motion.model_step({**batch, "weight": w}, "train")["weighted_pred_loss"]
+    per = sq[..., :2].mean(-1)  # (B, step, object): the motion-only error per agent
+    expect = (w[:, 1:] * per).sum() / w[:, 1:].sum()
+    assert both.item() == pytest.approx(expect.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"feature_weights": [1.0, 0.0, 0.0, 0.0], "target": "stopgrad"}, "needs model.target oracle"),
+    ({"feature_weights": [1.0, 0.0, 0.0]}, "must be 4 numbers"),
+    ({"feature_weights": [1.0, -1.0, 0.0, 0.0]}, "must be 4 numbers"),
+    ({"feature_weights": [0.0] * 4}, "not all 0"),
+    ({"feature_weights": [1.0] * 4, "prediction": "gaussian"}, "model.prediction mse"),
+])  # fmt: skip
+def test_feature_weights_refuse_what_they_cannot_mean(kw, words):
+    args = {"target": "oracle", "regularizer": "none", **kw}
+    with pytest.raises(ValueError, match=words):
+        JEPAModule(
+            observation="state",
+            obs_size=12,
+            action_dim=2,
+            window=4,
+            history=3,
+            embed_dim=12,
+            projector_hidden=16,
+            objects=3,
+            num_directions=8,
+            **args,
+        )
