@@ -61,6 +61,7 @@ _WORLD = {  # option -> (config field, type, help)
     "--react-delay": ("react_delay", int, "rounds before trust changes the social force"),
     "--cue-hold": ("cue_hold", int, "frames an exchange's cues and link stay drawn"),
     "--ego-explore": ("ego_explore", float, "P(ego picks C/D at random)"),
+    "--wander": ("wander", float, "scale of the agents' random walk force per frame"),
     "--payoff-t": ("payoff_t", float, "PD payoff T: my D against a C (temptation)"),
     "--payoff-r": ("payoff_r", float, "PD payoff R: both C (reward)"),
     "--payoff-p": ("payoff_p", float, "PD payoff P: both D (punishment)"),

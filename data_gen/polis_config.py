@@ -222,6 +222,8 @@ class PolisConfig:
             )
         if not 0 < self.witness_radius <= 1.5:
             raise ValueError(f"--witness-radius must be in (0, 1.5], got {self.witness_radius}")
+        if not (math.isfinite(self.wander) and self.wander >= 0):
+            raise ValueError(f"--wander must be a finite number >= 0, got {self.wander}")
         if min(self.social, self.contact, self.wander) < 0 or min(self.speed, self.ego_force) <= 0:
             raise ValueError("speed and ego_force must be > 0 and force scales >= 0")
 

@@ -581,6 +581,7 @@ CASES = [
     ("polis: law", lambda i: gen(i.g4, "--law", "anarchy", world="polis"), "anarchy"),
     ("polis: tremble 2", lambda i: gen(i.g4, "--tremble", "2", world="polis"), "--tremble"),
     ("polis: tremble nan", lambda i: gen(i.g4, "--tremble", "nan", world="polis"), "--tremble"),
+    ("polis: wander < 0", lambda i: gen(i.g4, "--wander", "-1", world="polis"), "wander"),
     ("polis: payoff inf", lambda i: gen(i.g4, "--payoff-t", "inf", world="polis"), "--payoff-t"),
     ("polis: round 0", lambda i: gen(i.g4, "--round-len", "0", world="polis"), "--round-len"),
     ("polis: mix", lambda i: gen(i.g4, "--dispositions", "x=1", world="polis"), "x"),

@@ -296,3 +296,14 @@ def test_cli_bad_input_is_one_line_and_touches_nothing(tmp_path, capsys, flags, 
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
     assert not out.exists()
+
+
+def test_the_wander_option_reaches_the_world_and_scales_the_random_walk(tmp_path):
+    """`pwm generate polis --wander W` (the eighth session's noise diagnostic) is the world's
+    wander, recorded in the manifest."""
+    out = tmp_path / "still"
+    argv = ["generate", "polis", "--out", str(out), "--episodes", "2", "--frames", "13",
+            "--image-size", "16", "--seed", "0", "--wander", "0"]  # fmt: skip
+    assert cli.main(argv) == 0
+    config = json.loads((out / "manifest.json").read_text())["config"]
+    assert config["wander"] == 0.0 and PolisConfig().wander > 0
