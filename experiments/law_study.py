@@ -167,7 +167,7 @@ def goals(report_json: Path, probes: list[Path]) -> str:
     """The issue's goals per (model, items): each named test's mean over seeds [95% CI] and the
     per-seed values; HE; the frame-only observer's M1 and R (the ceiling) and the model's gap to
     it; the dose-response slope (betrayal - trust, on log2 K, mean over seeds, its CI over seeds
-    where the probes store the rows, and the number of seeds whose own 95% CI excludes 0); the
+    where the probes store the rows, and the number of seeds whose own 95% CI lies above 0); the
     consequence probe's distance and defection effect ratios
     (predicted / true; with the one-step predictions' ratio where the probe has it); the cue
     linear probe R² (random init)."""

@@ -170,9 +170,12 @@ def compare(old: dict, new: dict) -> tuple[list[str], float]:
     strip = lambda m: {k: v for k, v in m.items() if k != "provenance"}  # noqa: E731
     x, y = numbers(strip(old)), numbers(strip(new))
     parts: dict[str, float] = {}
-    # numbers only the re-run has are fields the recording code did not store yet (a probe made
-    # before the dose slope kept its rows): every recorded number is still compared
-    added = y.keys() - x.keys()
+    # numbers only the re-run has under a field the recording never had (a probe made before
+    # the dose slope kept its rows) are listed, not compared; every recorded number is compared,
+    # and a number only the re-run has under a recorded field (one more list element) differs
+    field = lambda k: "/".join(p for p in k.split("/") if not p.isdigit())  # noqa: E731
+    recorded = {field(k) for k in x}
+    added = {k for k in y.keys() - x.keys() if field(k) not in recorded}
     for key in x.keys() | (y.keys() - added):
         d = _diff(x.get(key), y.get(key)) if key in x and key in y else math.inf
         part = "/".join([p for p in key.split("/")[1:] if not p.isdigit()][:3])

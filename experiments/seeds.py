@@ -10,7 +10,7 @@ markdown row per Polis item set with the report's own summary (pwm.probes.report
 M2, R, M1, M1C, Q and HE as the mean over seeds with the hierarchical bootstrap CI (seeds, then
 pairs) and the per-seed values, the frame-only observer's R, and the dose-response slope: its
 mean over seeds, its CI over seeds (the same hierarchical bootstrap, for probes that store the
-per-group differences) and how many seeds' own CIs exclude 0. The runs are not changed.
+per-group differences) and how many seeds' own CIs lie above 0. The runs are not changed.
 
 Bad input (a directory without a probe run, runs of different item sets or worlds) is one line
 on stderr, exit 2.

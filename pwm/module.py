@@ -146,9 +146,9 @@ class JEPAModule(L.LightningModule):
             predictor that attends over objects and time; see models/predictor.py).
         feature_weights: with target `oracle` and the `mse` prediction only (z's features are
             then the state's named columns): one weight >= 0 per column of an object's state
-            (embed_dim / k of them, e.g. x, y, vx, vy, cue_c, cue_d, link_j), tiled over the
+            (obs_size / k of them, e.g. x, y, vx, vy, cue_c, cue_d, link_j), tiled over the
             objects and scaled to mean 1, that the training loss puts on each feature's squared
-            error (the logged pred_loss, the validation loss and the probes' surprise stay
+            error (train/pred_loss, the validation loss and the probes' surprise stay
             unweighted). Why: a diagnostic of what the loss's allocation over features teaches
             (a motion-only loss: does the predictor learn where agents go when nothing else is
             asked of it?). None: every feature alike.

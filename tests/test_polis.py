@@ -298,7 +298,7 @@ def test_cli_bad_input_is_one_line_and_touches_nothing(tmp_path, capsys, flags, 
     assert not out.exists()
 
 
-def test_the_wander_option_reaches_the_world_and_scales_the_random_walk(tmp_path):
+def test_the_wander_option_reaches_the_world_s_config(tmp_path):
     """`pwm generate polis --wander W` (the eighth session's noise diagnostic) is the world's
     wander, recorded in the manifest."""
     out = tmp_path / "still"

@@ -189,9 +189,9 @@ def test_dose_slope_finds_a_rise_and_not_a_flat_line():
 
 def test_dose_slope_stores_its_rows_by_k_whatever_their_order():
     k = np.array([8, 1, 4, 2, 1, 8])
-    d = M.dose_slope(k, np.array([0.8, 0.1, 0.4, 0.2, 0.15, 0.85]))
+    d = M.dose_slope(k, np.array([-0.8, 0.3, 0.4, 0.2, 0.15, -0.85]))  # not sorted by value
     assert d["K"] == [1, 2, 4, 8] and d["n"] == [2, 1, 1, 2]
-    assert d["diff"] == [0.1, 0.15, 0.2, 0.4, 0.8, 0.85]  # split by n: each K's rows
+    assert d["diff"] == [0.3, 0.15, 0.2, 0.4, -0.8, -0.85]  # split by n: each K's rows, in order
     again = M.dose_slope(np.sort(k), np.array(d["diff"]))
     assert again["slope"] == pytest.approx(d["slope"])  # the same rows, the same slope
 
@@ -206,6 +206,11 @@ def test_the_slope_ci_over_seeds_covers_both_sources_of_variance():
     rising = [seed(0.1) for _ in range(3)]
     lo, hi = M.seed_bootstrap_slope_ci(rising, seed=2)
     assert 0 < lo < 0.1 < hi
+    # three identical seeds: resampling seeds alone would give a CI of width 0; the groups'
+    # resampling keeps it about as wide as one seed's own CI over 3 (the mean of 3 draws)
+    one = rising[0]
+    lo, hi = M.seed_bootstrap_slope_ci([one] * 3, seed=2)
+    assert hi - lo > 0.3 * (one["ci"][1] - one["ci"][0])
     # seeds that disagree (one falls, two rise): each seed's own CI may exclude 0, the mean's
     # CI over seeds does not
     mixed = [seed(0.1), seed(0.1), seed(-0.15)]

@@ -252,7 +252,8 @@ def test_rerun_compare_lists_numbers_only_the_re_run_has_and_fails_on_lost_ones(
     def metrics(**slope):
         return {"config": {"primary": "max"}, "items": [{"name": "polis", "scorers": {"model": {
             "comparisons": {"R": {"max": {"paired_accuracy": 0.8, "ci": [0.7, 0.9], "d_z": 1.0}}},
-            "dose_slope": {"max": {"slope": 0.05, **slope}}}}}]}  # fmt: skip
+            "dose_slope": {"max": {"slope": 0.05, "mean_diff": [0.1, 0.2], **slope}}}}}],
+        }  # fmt: skip
 
     old, new = metrics(), metrics(diff=[0.1, 0.2])  # the newer probe also stores the rows
     lines, worst = rerun.compare(old, new)
@@ -262,3 +263,7 @@ def test_rerun_compare_lists_numbers_only_the_re_run_has_and_fails_on_lost_ones(
     assert worst == float("inf") and not any(line.startswith("only in") for line in lines)
     new["items"][0]["scorers"]["model"]["dose_slope"]["max"]["slope"] = 0.06
     assert rerun.compare(old, new)[1] == pytest.approx(0.01)
+    # one more element of a recorded list is a difference, not a new field
+    longer = metrics()
+    longer["items"][0]["scorers"]["model"]["dose_slope"]["max"]["mean_diff"].append(0.3)
+    assert rerun.compare(old, longer)[1] == float("inf")

@@ -26,6 +26,9 @@ def test_the_committed_links_justice_seeds_give_the_committed_report_s_numbers(c
     assert cells[8] == f"{he['value']:.2f} [{he['ci'][0]:.2f}, {he['ci'][1]:.2f}]"
     assert cells[:3] == ["any-name-s7", "polis/justice", "3"]
     assert cells[4].endswith("(0.72, 0.65, 0.72)")  # the per-seed R
+    # the dose slope: the mean and the seeds whose own CI lies above 0; no CI over seeds, since
+    # these probes predate the stored rows
+    assert cells[10] == f"{report['dose_slope']['mean']:+.3f} (1/3)"
 
 
 def test_a_directory_without_a_probe_run_is_one_line_and_exit_2(tmp_path, capsys):

@@ -240,8 +240,9 @@ def seed_bootstrap_slope_ci(
     Why: the same two sources of variance as `seed_bootstrap_ci` (which network, which items),
     so the slope of a model trained at several seeds gets the CI the other tests get: resample
     seeds, then each drawn seed's groups, and average the seeds' slopes. One seed gives that
-    seed's own group bootstrap CI (dose_slope's). Seeds probed before "diff" was stored are
-    left out (nan when none has it).
+    seed's stored group bootstrap CI (dose_slope's, at the level and resamples it was probed
+    with). Seeds probed before "diff" was stored, or with fewer than two K, are left out (nan
+    when none is left).
     """
     rows = []
     for d in per_seed:

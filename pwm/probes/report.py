@@ -274,9 +274,10 @@ def render(groups: dict, summaries: dict, figures: list[str], primary: str, grid
                 ]
         if s.get("dose_slope"):
             d = s["dose_slope"]
+            over = f" [{fmt(d['ci'][0], 3)}, {fmt(d['ci'][1], 3)}]" if d.get("ci") else ""
             lines += [
                 f"Dose-response slope (betrayal − trust→C on log2 K, K inside the context): mean "
-                f"{fmt(d['mean'], 3)}{' ' + ci(d['ci']) if d.get('ci') else ''} (seeds: "
+                f"{fmt(d['mean'], 3)}{over} (seeds: "
                 f"{', '.join(fmt(v, 3) for v in d['per_seed'])}; CI above 0 at "
                 f"{d['seeds_ci_above_0']} of {len(d['per_seed'])}).",
                 "",
