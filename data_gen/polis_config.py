@@ -222,10 +222,11 @@ class PolisConfig:
             )
         if not 0 < self.witness_radius <= 1.5:
             raise ValueError(f"--witness-radius must be in (0, 1.5], got {self.witness_radius}")
-        if not (math.isfinite(self.wander) and self.wander >= 0):
-            raise ValueError(f"--wander must be a finite number >= 0, got {self.wander}")
-        if min(self.social, self.contact, self.wander) < 0 or min(self.speed, self.ego_force) <= 0:
-            raise ValueError("speed and ego_force must be > 0 and force scales >= 0")
+        for name in ("social", "contact", "wander"):  # force scales (--wander on the CLI)
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
+        if min(self.speed, self.ego_force) <= 0:
+            raise ValueError("speed and ego_force must be > 0")
 
     @property
     def payoffs(self) -> tuple[float, float, float, float]:

@@ -136,6 +136,16 @@ def numbers(obj, prefix: str = "") -> dict[str, float | None]:
     return {}
 
 
+def _field(key: str) -> str:
+    """A number's path without its list indices: the field it belongs to."""
+    return "/".join(p for p in key.split("/") if not p.isdigit())
+
+
+def _part(key: str) -> str:
+    """The first three names of a number's field (how differences are grouped for print)."""
+    return "/".join(_field(key).split("/")[1:4])
+
+
 def _diff(a: float | None, b: float | None) -> float:
     if a is None or b is None or math.isnan(a) or math.isnan(b):
         return 0.0 if (a is None) == (b is None) else math.inf
@@ -173,20 +183,18 @@ def compare(old: dict, new: dict) -> tuple[list[str], float]:
     # numbers only the re-run has under a field the recording never had (a probe made before
     # the dose slope kept its rows) are listed, not compared; every recorded number is compared,
     # and a number only the re-run has under a recorded field (one more list element) differs
-    field = lambda k: "/".join(p for p in k.split("/") if not p.isdigit())  # noqa: E731
-    recorded = {field(k) for k in x}
-    added = {k for k in y.keys() - x.keys() if field(k) not in recorded}
+    recorded = {_field(k) for k in x}
+    added = {k for k in y.keys() - x.keys() if _field(k) not in recorded}
     for key in x.keys() | (y.keys() - added):
         d = _diff(x.get(key), y.get(key)) if key in x and key in y else math.inf
-        part = "/".join([p for p in key.split("/")[1:] if not p.isdigit()][:3])
+        part = _part(key)
         parts[part] = max(parts.get(part, 0.0), d)
     worst = max(parts.values(), default=0.0)
     differ = ", ".join(f"{p} {d:.3g}" for p, d in sorted(parts.items()) if d > 0)
     lines.append(f"max |difference| by part: {differ or 'none'}")
     lines.append(f"max |difference| over all {len(x)} numbers: {worst:.3g}")
     if added:
-        what = sorted({"/".join([p for p in k.split("/")[1:] if not p.isdigit()][:3])
-                       for k in added})  # fmt: skip
+        what = sorted({_part(k) for k in added})
         lines.append(
             f"only in the re-run (not recorded, not compared): {len(added)} numbers in "
             f"{', '.join(what)}"

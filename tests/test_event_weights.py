@@ -165,14 +165,18 @@ def test_pwm_fit_trains_on_the_weighted_loss_and_logs_both(polis, tmp_path, caps
     assert not any(r.get("val/weighted_pred_loss") for r in rows)
 
 
+def small_module(**kw) -> JEPAModule:
+    """A seeded object-centric state model over 3 objects of 4 state columns each, in eval."""
+    torch.manual_seed(0)
+    return JEPAModule(observation="state", obs_size=12, action_dim=2, window=4, history=3,
+                      embed_dim=12, projector_hidden=16, objects=3, num_directions=8,
+                      **kw).eval()  # fmt: skip
+
+
 def test_the_module_weights_each_prediction_with_its_own_step_and_agent():
     """A weight at window step l, agent i scales the error of the prediction of step l (from the
     steps before it) for agent i's block: a shift by one step or agent changes the loss."""
-    torch.manual_seed(0)
-    module = JEPAModule(observation="state", obs_size=12, action_dim=2, window=4, history=3,
-                        embed_dim=12, projector_hidden=16, objects=3, num_directions=8,
-                        target="stopgrad")  # fmt: skip
-    module.eval()
+    module = small_module(target="stopgrad")
     g = torch.Generator().manual_seed(1)
     obs, actions = torch.randn(2, 4, 12, generator=g), torch.randn(2, 4, 2, generator=g)
     weight = torch.ones(2, 4, 3)
@@ -194,11 +198,7 @@ def test_the_module_weights_each_prediction_with_its_own_step_and_agent():
 
 def oracle_module(**kw) -> JEPAModule:
     """An oracle model over 3 objects of 4 state columns each (z = the standardised state)."""
-    torch.manual_seed(0)
-    module = JEPAModule(observation="state", obs_size=12, action_dim=2, window=4, history=3,
-                        embed_dim=12, projector_hidden=16, objects=3, num_directions=8,
-                        target="oracle", regularizer="none", **kw)  # fmt: skip
-    return module.eval()
+    return small_module(**{"target": "oracle", "regularizer": "none", **kw})
 
 
 def test_feature_weights_weight_each_state_column_s_error_in_training_only():
@@ -245,17 +245,5 @@ def test_feature_weights_weight_each_state_column_s_error_in_training_only():
     ({"feature_weights": [1.0] * 4, "prediction": "gaussian"}, "model.prediction mse"),
 ])  # fmt: skip
 def test_feature_weights_refuse_what_they_cannot_mean(kw, words):
-    args = {"target": "oracle", "regularizer": "none", **kw}
     with pytest.raises(ValueError, match=words):
-        JEPAModule(
-            observation="state",
-            obs_size=12,
-            action_dim=2,
-            window=4,
-            history=3,
-            embed_dim=12,
-            projector_hidden=16,
-            objects=3,
-            num_directions=8,
-            **args,
-        )
+        oracle_module(**kw)

@@ -244,23 +244,20 @@ def seed_bootstrap_slope_ci(
     with). Seeds probed before "diff" was stored, or with fewer than two K, are left out (nan
     when none is left).
     """
-    rows = []
-    for d in per_seed:
-        if not d or "diff" not in d or len(d["K"]) < 2:
-            continue
-        k = np.repeat(np.asarray(d["K"], dtype=float), d["n"])
-        rows.append((np.log2(k), np.asarray(d["diff"], dtype=float)))
-    if not rows:
+    kept = [d for d in per_seed if d and "diff" in d and len(d["K"]) > 1]
+    if not kept:
         return float("nan"), float("nan")
-    if len(rows) == 1:
-        return tuple(next(d for d in per_seed if d and "diff" in d and len(d["K"]) > 1)["ci"])
+    if len(kept) == 1:
+        return tuple(kept[0]["ci"])
     rng = np.random.default_rng(seed)
     slopes = []  # (S, R): each seed's slope over R resamples of its groups
-    for x, y in rows:
+    for d in kept:
+        x = np.log2(np.repeat(np.asarray(d["K"], dtype=float), d["n"]))
+        y = np.asarray(d["diff"], dtype=float)
         pick = rng.integers(0, len(x), (resamples, len(x)))
         slopes.append(_slope(x[pick], y[pick]))
     slopes = np.stack(slopes)
-    pick = rng.integers(0, len(rows), (resamples, len(rows)))  # (R, S)
+    pick = rng.integers(0, len(kept), (resamples, len(kept)))  # (R, S)
     boot = slopes[pick, np.arange(resamples)[:, None]].mean(axis=1)  # (R,)
     a = (1 - level) / 2
     return float(np.quantile(boot, a)), float(np.quantile(boot, 1 - a))
