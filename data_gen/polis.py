@@ -52,7 +52,7 @@ from data_gen import agents
 from data_gen.agents import C
 from data_gen.polis_config import POPULATIONS, PolisConfig
 from data_gen.polis_exchange import Social, exchange
-from data_gen.render import CUE_C, CUE_D, PALETTE, render
+from data_gen.render import CUE_C, CUE_D, PALETTE, crop_observation, render
 
 DAMPING = 0.1  # fraction of velocity lost per frame
 NEAR = 0.3  # distance below which the pull toward a trusted agent fades linearly
@@ -401,4 +401,12 @@ def simulate(config: PolisConfig, rng: np.random.Generator, batch: int) -> dict[
     truth["state"] = observe(truth, config.state_links)
     if config.image_size:
         truth["pixels"] = pixels(config, truth)
+        add_crops(config, truth)
     return truth
+
+
+def add_crops(config: PolisConfig, arrays: dict[str, np.ndarray]) -> None:
+    """With `config.crop_size`, add the `crops` observation (render.crop_observation) read from
+    the rendered `pixels` at the agents' `positions`."""
+    if config.crop_size:
+        arrays["crops"] = crop_observation(arrays["pixels"], arrays["positions"], config.crop_size)

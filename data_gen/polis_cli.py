@@ -62,6 +62,12 @@ _WORLD = {  # option -> (config field, type, help)
     "--cue-hold": ("cue_hold", int, "frames an exchange's cues and link stay drawn"),
     "--ego-explore": ("ego_explore", float, "P(ego picks C/D at random)"),
     "--wander": ("wander", float, "scale of the agents' random walk force per frame"),
+    "--crops": (
+        "crop_size",
+        int,
+        "also write the `crops` observation: per agent its position and "
+        "the PX x PX pixels around it (0: none)",
+    ),
     "--payoff-t": ("payoff_t", float, "PD payoff T: my D against a C (temptation)"),
     "--payoff-r": ("payoff_r", float, "PD payoff R: both C (reward)"),
     "--payoff-p": ("payoff_p", float, "PD payoff P: both D (punishment)"),
@@ -238,6 +244,7 @@ def _layout(cfg: PolisConfig) -> dict:
         "action_dim": 3,
         "action_layout": ["move_x", "move_y", "cd"],
         "obs_shape": [cfg.image_size, cfg.image_size, 3],
+        "crop_size": cfg.crop_size,
         "events": list(EVENTS),
         "dispositions": list(DISPOSITIONS),
     }

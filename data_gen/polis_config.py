@@ -127,6 +127,10 @@ class PolisConfig:
         ego_force: the force of a unit ego move action (actions[:, :2] are clipped to [-1, 1]).
         payoff_t, payoff_r, payoff_p, payoff_s: prisoner's-dilemma payoffs of one exchange
             (temptation, reward, punishment, sucker), see the module docstring.
+        state_links: the state also carries each agent's exchange link (a one-hot of its partner).
+        crop_size: side (pixels) of the object crops written as the `crops` observation (per
+            agent its position and the crop of the rendered frame around it, render.crops;
+            0: none). Needs rendered frames.
     """
 
     n_agents: int = 6
@@ -163,6 +167,7 @@ class PolisConfig:
     payoff_p: float = 1.0
     payoff_s: float = 0.0
     state_links: bool = False
+    crop_size: int = 0
 
     def __post_init__(self):
         if self.population not in POPULATION_NAMES:
@@ -184,6 +189,13 @@ class PolisConfig:
             raise ValueError(f"--frames must be >= 1, got {self.frames}")
         if self.round_len < 1:
             raise ValueError(f"--round-len must be >= 1, got {self.round_len}")
+        if self.crop_size and not (self.image_size and 2 <= self.crop_size <= self.image_size):
+            raise ValueError(
+                f"--crops {self.crop_size} needs rendered frames at least that large (2 <= "
+                f"crops <= --image-size {self.image_size})"
+            )
+        if self.crop_size < 0:
+            raise ValueError(f"--crops must be >= 0, got {self.crop_size}")
         if self.react_delay < 0 or self.cue_hold < 1:
             raise ValueError("--react-delay must be >= 0 and --cue-hold >= 1")
         for name in (

@@ -148,6 +148,7 @@ def _crop_and_render(cfg: ConsequenceConfig, truth: dict, fields: dict) -> dict:
     arrays |= {k: truth[k] for k in ("dispositions", "tremble", "hobbesian")}
     arrays["state"] = polis.observe(arrays, cfg.world.state_links)
     arrays["pixels"] = polis.pixels(cfg.world, arrays)  # (E, T', S, S, 3)
+    polis.add_crops(cfg.world, arrays)
     for k, dtype in _FIELDS.items():
         arrays[f"pair_{k}"] = np.asarray(fields[k], dtype=dtype)
     return arrays

@@ -116,7 +116,7 @@ class GameEstimate:
 def game_world(base: PolisConfig) -> PolisConfig:
     """The world a game is measured in: `base` with a uniform mix, no rendering, no exploring."""
     kw = {**base.__dict__, "population": "custom", "dispositions": UNIFORM}
-    return PolisConfig(**{**kw, "image_size": 0, "ego_explore": 0.0})
+    return PolisConfig(**{**kw, "image_size": 0, "crop_size": 0, "ego_explore": 0.0})
 
 
 def _cells(types_a: np.ndarray, types_b: np.ndarray, values: np.ndarray, mask: np.ndarray):

@@ -274,6 +274,7 @@ def _crop_and_render(cfg: ItemsConfig, items: list) -> dict[str, np.ndarray]:
     arrays = {k: np.stack(v) for k, v in out.items()}
     arrays["state"] = polis.observe(arrays, w.state_links)
     arrays["pixels"] = polis.pixels(w, arrays, arrays["colors"])  # (E, T, S, S, 3)
+    polis.add_crops(w, arrays)
     change = arrays["pixels"][:, cfg.before].astype(np.float64)
     change -= arrays["pixels"][:, cfg.before - 1]
     dtypes = {"condition": np.int8, "K": np.int16, "a": np.int8, "b": np.int8,

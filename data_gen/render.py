@@ -101,6 +101,45 @@ def ring_radii(radius_px: float) -> tuple[float, float]:
     return inner, inner + max(1.5, 0.6 * radius_px)
 
 
+def crops(frames: np.ndarray, positions: np.ndarray, size: int) -> np.ndarray:
+    """Per object, the `size` x `size` pixels around its centre: frames (..., S, S, 3) uint8 and
+    positions (..., N, 2) box coordinates -> (..., N, size, size, 3) uint8.
+
+    The window is the one whose centre is nearest the object's centre in render()'s pixel
+    coordinates (x = column, y = row); pixels beyond the frame are the background. These are the
+    object crops at the simulator's positions (issue 28, as PLATO's oracle masks): which pixels
+    belong to which object comes from the simulator, what they show from the renderer.
+    """
+    if not 1 <= size:
+        raise ValueError(f"crop size must be >= 1, got {size}")
+    S, n = frames.shape[-2], positions.shape[-2]
+    lead = frames.shape[:-3]
+    f = frames.reshape(-1, S, S, 3)
+    p = np.asarray(positions, dtype=np.float64).reshape(-1, n, 2)  # (B, N, 2)
+    pad = np.empty((len(f), S + 2 * size, S + 2 * size, 3), dtype=np.uint8)
+    pad[:] = BACKGROUND
+    pad[:, size : size + S, size : size + S] = f
+    first = np.clip(np.rint(p * S - size / 2).astype(np.int64), -size, S) + size  # (B, N, 2)
+    step = np.arange(size)
+    cols = first[..., 0, None] + step  # (B, N, C)
+    rows = first[..., 1, None] + step  # (B, N, C)
+    b = np.arange(len(f))[:, None, None, None]
+    out = pad[b, rows[:, :, :, None], cols[:, :, None, :]]  # (B, N, C, C, 3)
+    return out.reshape(*lead, n, size, size, 3)
+
+
+def crop_observation(frames: np.ndarray, positions: np.ndarray, size: int) -> np.ndarray:
+    """The `crops` observation: frames (..., S, S, 3) uint8, positions (..., N, 2) ->
+    (..., N * (2 + 3 size^2)) float32, agent-major: per object its position (x, y, box units)
+    then its crop's pixel values (0..255, row-major, RGB last; `crops`). The encoder
+    (pwm/models/encoders.py CropEncoder) reads the crop as an image and the position as where
+    it is, as a patch token's position embedding does for a ViT."""
+    c = crops(frames, positions, size)  # (..., N, C, C, 3)
+    flat = c.reshape(*c.shape[:-3], -1).astype(np.float32)  # (..., N, 3 C^2)
+    per = np.concatenate([np.asarray(positions, dtype=np.float32), flat], axis=-1)
+    return per.reshape(*per.shape[:-2], -1)  # (..., N * (2 + 3 C^2))
+
+
 def render(positions, radius, size, colors, cues=None, links=None) -> np.ndarray:
     """Render frames of N discs.
 

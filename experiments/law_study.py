@@ -47,6 +47,11 @@ SIZE = ["--image-size", "16"]
 # episodes, another observation). `links`: Polis's state with the exchange link one-hot; the
 # physics state with the same columns, all zero, so the 2x2's cross-world probes read one layout.
 LINKS = ("-links", ["--state-links"])
+# Ninth session (issue 28): object tokens from pixels; 32 px frames and, per agent, its 8 x 8 crop
+# and position (`--crops`, the `crops` observation); the state keeps the link columns so the
+# cue and link probes read the same layout. Physics has no crops: no physics copy is made.
+CROPS = ("-crops", ["--state-links", "--image-size", "32", "--crops", "8"])
+NO_PHYSICS = {CROPS[0]}
 DATA_VARIANTS = {
     "links": LINKS,
     "links-deep": LINKS,
@@ -58,6 +63,7 @@ DATA_VARIANTS = {
     "links-explore50": LINKS,
     "links-oracle": LINKS,
     "links-oracle-motion": LINKS,
+    "crops": CROPS,
 }
 # variant -> (suffix, extra world options) of its own *training* set, made beside its
 # DATA_VARIANTS sets (same seed); it is probed on those sets' items, so the comparison with the
@@ -92,6 +98,8 @@ VARIANTS = {
         "polis",
         ["experiments/law/oracle.yaml", "experiments/law/motion.yaml"],
     ),
+    # ninth session (issue 28): the agents' tokens encoded from their pixels (law/crops.yaml)
+    "crops": ("polis", ["experiments/law/crops.yaml"]),
     "physical": ("physics", []),
     "physical-links": ("physics", []),
 }
@@ -100,11 +108,13 @@ MODEL = {"polis": "political", "physics": "physical"}
 
 
 def datasets(laws: list[str], variants: list[str] = ()) -> dict[str, Path]:
-    """Every dataset the chosen laws (and variants with their own data) need (made unless
-    finished)."""
+    """Every dataset the chosen laws and variants need (made unless finished): the base sets for
+    a variant without its own data, the variant's copies (DATA_VARIANTS) otherwise."""
     d = {}
-    extra = {"": []} | dict(DATA_VARIANTS[v] for v in variants if v in DATA_VARIANTS)
+    extra = dict(DATA_VARIANTS.get(v, ("", [])) for v in variants or ["round"])
     for suffix, options in extra.items():
+        if suffix in NO_PHYSICS:
+            continue
         name = "physics" + suffix
         d[name] = dataset("generate", "physics", DATA / name, "--episodes", "2048",
                           "--frames", "241", "--seed", "0", *SIZE, *options)  # fmt: skip

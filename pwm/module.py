@@ -114,7 +114,8 @@ class JEPAModule(L.LightningModule):
     """LeWM-style JEPA world model: encoder -> BN projector -> z; causal predictor over z.
 
     Args:
-        observation: `pixels` (ViT encoder) or `state` (MLP encoder); linked from data.
+        observation: `pixels` (ViT encoder), `state` (MLP encoder) or `crops` (a CNN per agent's
+            crop of the frame at its simulated position); linked from data.
         obs_size: image side or state features; linked from the dataset.
         action_dim: action features per step; linked from the dataset (0 allowed).
         window: frames per training window; linked from data.
@@ -157,7 +158,7 @@ class JEPAModule(L.LightningModule):
 
     def __init__(
         self,
-        observation: Literal["pixels", "state"] = "pixels",
+        observation: Literal["pixels", "state", "crops"] = "pixels",
         obs_size: int = 64,
         action_dim: int = 0,
         window: int = 16,
@@ -245,7 +246,7 @@ class JEPAModule(L.LightningModule):
         weight = batch.get("weight") if stage == "train" else None  # (B, L, n): data.event_weight
         if weight is not None:  # the loss trained on; pred_loss stays the unweighted one
             # per object only for the object-centric state model (patch tokens are no agents)
-            k = self.hparams.objects if self.hparams.observation == "state" else 1
+            k = self.hparams.objects if self.hparams.observation != "pixels" else 1
             pred_loss = weighted_loss(*scaled, logvar, weight[:, 1:], k)
             losses["weighted_pred_loss"] = pred_loss
         losses["loss"] = pred_loss + self.hparams.lam * losses["reg_loss"]

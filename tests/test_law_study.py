@@ -47,7 +47,7 @@ def test_links_2x2_the_physics_sets_carry_the_link_columns_in_both_cells(monkeyp
     monkeypatch.setattr(law_study, "dataset", dataset)
     monkeypatch.setattr(law_study, "fit", lambda name, configs, steps, *o: fits.append(o) or name)
     monkeypatch.setattr(law_study, "probe", lambda ckpt, items, out, *o: probes.append((items, o)))
-    d = law_study.datasets(["reciprocity"], ["links", "physical-links"])
+    d = law_study.datasets(["reciprocity"], ["links", "physical-links", "physical"])
     for kind in ("", "_items"):  # the physics sets: the same options plus the (zero) link columns
         world, options = made[f"physics-links{kind}"]
         assert world == "physics" and options == (*made[f"physics{kind}"][1], "--state-links")
@@ -165,3 +165,30 @@ def test_a_train_only_variant_trains_on_its_own_set_and_is_probed_on_the_shared_
     law_study.train_and_probe(d, "links-explore50", "justice", 0)
     name, configs, opts = fits[1]
     assert configs[-1] == law_study.LAW and f"--data.path={d['justice-links-explore50']}" in opts
+
+
+def test_the_crops_variant_trains_on_its_own_32_px_sets_without_the_base_or_physics_sets(
+    monkeypatch,
+):
+    made, fits, probes = {}, [], []
+
+    def dataset(command, world, out, *options):
+        made[out.name] = (world, options)
+        return out
+
+    monkeypatch.setattr(law_study, "dataset", dataset)
+    monkeypatch.setattr(law_study, "fit", lambda name, configs, steps, *o: fits.append(
+        (name, configs, o)) or name)  # fmt: skip
+    monkeypatch.setattr(law_study, "probe", lambda ckpt, items, out, *o: probes.append((items, o)))
+    d = law_study.datasets(["reciprocity"], ["crops"])
+    assert sorted(made) == ["reciprocity-crops", "reciprocity-crops_consequence",
+                            "reciprocity-crops_items"]  # fmt: skip
+    for world, options in made.values():  # the last --image-size wins: 32 px, 8 px crops
+        assert world == "polis" and options[-4:] == ("--image-size", "32", "--crops", "8")
+    law_study.train_and_probe(d, "crops", "reciprocity", 0)
+    ((name, configs, opts),) = fits
+    assert configs[-1] == "experiments/law/crops.yaml"
+    assert f"--data.path={d['reciprocity-crops']}" in opts
+    ((items, popts),) = probes  # no 2x2 cell: no physics crops
+    assert items == [d["reciprocity-crops_items"]]
+    assert "reciprocity" in law_study.datasets(["reciprocity"], ["crops", "round"])

@@ -176,7 +176,8 @@ class WorldDataModule(L.LightningDataModule):
     Args:
         path: dataset directory written by `pwm generate` (a training dataset: not an item set
             or a counterfactual set).
-        observation: what the encoder sees: `pixels` (ViT) or `state` (MLP).
+        observation: what the encoder sees: `pixels` (ViT), `state` (MLP) or `crops` (per agent
+            its position and the pixels around it: `pwm generate polis --crops PX`).
         window: time steps per training sample (the predictor needs window >= history + 1).
         stride: frames between the starts of consecutive windows of an episode.
         frame_skip: frames per time step (LeWM's frame skip); the action of a step is the block
@@ -208,7 +209,7 @@ class WorldDataModule(L.LightningDataModule):
     def __init__(
         self,
         path: str = "data/toy",
-        observation: Literal["pixels", "state"] = "pixels",
+        observation: Literal["pixels", "state", "crops"] = "pixels",
         window: int = 16,
         stride: int = 1,
         frame_skip: int = 1,
@@ -262,6 +263,11 @@ class WorldDataModule(L.LightningDataModule):
                 f"the config is for world {world!r} (data.world) but data.path {path} is a "
                 f"{self.dataset.world!r} dataset"
             )
+        if observation == "crops" and "crops" not in self.dataset.names:
+            raise DatasetError(
+                f"data.path {path} has no 'crops' array: object crops need the agents' positions "
+                "at generation time (`pwm generate polis --crops PX`)"
+            )
         if observation not in self.dataset.names or "actions" not in self.dataset.names:
             raise DatasetError(f"data.path {path} has no {observation!r} or 'actions' array")
         if event_weight > 0 and not {"partner", "executed"} <= set(self.dataset.names):
@@ -273,7 +279,7 @@ class WorldDataModule(L.LightningDataModule):
         self.world = self.dataset.world
         world_cfg = self.dataset.manifest.get("config", {})
         self.law = world_cfg.get("law", "justice") if self.world == "polis" else None
-        self.obs_size = obs_shape[1]  # image side (T, H, W, 3) or state features (T, F)
+        self.obs_size = obs_shape[1]  # image side (T, H, W, 3) or features (T, F): state, crops
         self.action_dim = self.dataset.shape("actions")[1] * frame_skip  # per step: a block
         self.episode_length = obs_shape[0]
         if offset + (window - 1) * frame_skip + 1 > self.episode_length:

@@ -5,8 +5,9 @@ of `pwm fit` without those of the loss and the optimiser), so training (pwm/modu
 checkpoint loader (pwm/checkpoint.py) and the probes' random networks build the same network
 from the same values. The choices made here:
 
-- the encoder follows the observation: a ViT for pixels, an MLP for the flat state, and one
-  shared MLP per object when the state splits into `objects` k > 1 (encoders.py);
+- the encoder follows the observation: a ViT for pixels, an MLP for the flat state, one
+  shared MLP per object when the state splits into `objects` k > 1, and one shared CNN per
+  object crop for `crops` (pixels around each agent at the simulator's positions; encoders.py);
 - the BN projector maps each object's feature to its D / k part of the embedding z;
 - `target: oracle` has no encoder to learn: z is the state standardised per feature (D = the
   state's size), so only the predictor learns; no other target changes the network;
@@ -27,15 +28,19 @@ from torch import nn
 from pwm.losses.prediction import PREDICTION_LOSSES, VARIANCE
 from pwm.models.encoders import (
     TOKENS,
+    CropEncoder,
     ObjectStateEncoder,
     StateEncoder,
     StateIdentity,
     ViTEncoder,
+    crop_side,
 )
 from pwm.models.jepa import WorldModel
 from pwm.models.predictor import Predictor
 from pwm.models.projector import Projector, Standardizer
 from pwm.models.targets import TARGETS
+
+OBSERVATIONS = ("pixels", "state", "crops")  # what the encoder reads (data.observation)
 
 
 @dataclass(frozen=True)
@@ -141,7 +146,10 @@ def build_world_model(
 
 
 def frame_encoder(observation: str, obs_size: int, cfg: EncoderConfig, objects: int) -> nn.Module:
-    """The learned encoder of one frame: ViT (pixels), MLP (state) or per-object MLP (k > 1)."""
+    """The learned encoder of one frame: ViT (pixels), MLP (state), per-object MLP (k > 1) or
+    per-object CNN (crops)."""
+    if observation == "crops":
+        return CropEncoder(obs_size, objects, cfg.width, cfg.depth)
     if observation == "pixels":
         return ViTEncoder(
             obs_size, cfg.patch_size, cfg.width, cfg.depth, cfg.heads, cfg.mlp_dim, cfg.tokens
@@ -190,8 +198,10 @@ def check(
         )
     if target not in TARGETS:
         raise ValueError(f"model.target must be one of {', '.join(TARGETS)}, got {target!r}")
-    if observation not in ("pixels", "state"):
-        raise ValueError(f"model.observation must be pixels or state, got {observation!r}")
+    if observation not in OBSERVATIONS:
+        raise ValueError(
+            f"model.observation must be one of {', '.join(OBSERVATIONS)}, got {observation!r}"
+        )
     if not 1 <= history < window:
         raise ValueError(
             f"model.history must be in [1, data.window), got {history} vs window {window}"
@@ -219,11 +229,19 @@ def check(
                 f"px / patch {encoder.patch_size}, squared): set model.objects={patches}, "
                 f"got {objects}"
             )
-    elif objects > 1 and observation != "state":
+    elif objects > 1 and observation == "pixels":
         raise ValueError(
-            "model.objects > 1 needs state observations (--data.observation=state) or, with "
+            "model.objects > 1 needs state or crops observations (--data.observation) or, with "
             "pixels, model.encoder.tokens=patches"
         )
+    if observation == "crops":
+        per = obs_size // objects
+        if obs_size % objects or not crop_side(per):
+            raise ValueError(
+                f"data.observation crops: {obs_size} features are not model.objects {objects} "
+                "rows of 2 + 3 C^2 (position, then a C x C RGB crop): set model.objects to the "
+                "dataset's agents"
+            )
     if objects > 1:
         if observation == "state" and obs_size % objects:
             raise ValueError(

@@ -1,4 +1,5 @@
-"""Frame encoders: a torchvision ViT (pixels) and an MLP (the symbolic state), DESIGN 5.2.
+"""Frame encoders: a torchvision ViT (pixels), an MLP (the symbolic state) and a CNN over object
+crops (pixels at the simulator's positions, `crops`), DESIGN 5.2.
 
 Both map a batch of observations to one feature vector each (the object-centric state encoder
 to one per object); the projector (projector.py) maps that to the embedding. The ViT's output
@@ -8,6 +9,8 @@ here, so the data pipeline never holds float frames.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -164,6 +167,63 @@ class ObjectStateEncoder(nn.Module):
     def forward(self, state: Tensor) -> Tensor:  # (B, F)
         rows = rearrange(state.float(), "b (k f) -> b k f", k=self.objects)  # (B, k, F/k)
         return self.net(self.first(rows) + self.ident)  # (B, k, width)
+
+
+def crop_side(features: int) -> int:
+    """The crop side C of one object's row of the `crops` observation (2 + 3 C^2 features: its
+    position, then its crop's pixels), or 0 if `features` is no such row."""
+    c = math.isqrt(max(features - 2, 0) // 3)
+    return c if c >= 1 and 2 + 3 * c * c == features else 0
+
+
+class CropEncoder(nn.Module):
+    """Object tokens from pixels: one token per agent from its crop (the `crops` observation,
+    data_gen/render.crop_observation: per agent its position and the C x C pixels around it).
+
+    (B, F) -> (B, k, width). Each agent's crop (uint8 values 0..255, scaled to [-1, 1] here as
+    the ViT does) goes through one shared small CNN (3x3 convolutions of stride 2 and `width`
+    channels down to 2 x 2 or less, then flattened and mapped to `width`); its position
+    (x, y) is added through a linear map, as a ViT adds a patch's position embedding, and an
+    embedding of the agent's index as the object-centric state encoder does. `depth` hidden
+    layers of a per-token MLP follow. Which pixels an agent's token sees comes from the
+    simulator's positions (PLATO's oracle masks); what they show is learned end to end.
+
+    Args:
+        obs_size: F, features per frame: k rows of 2 + 3 C^2.
+        objects: k, agents per frame.
+        width: channels of the CNN and the token's dimension.
+        depth: hidden layers of the per-token MLP after the CNN (>= 1).
+    """
+
+    def __init__(self, obs_size: int, objects: int, width: int, depth: int = 2):
+        super().__init__()
+        if objects < 1 or obs_size % objects or not crop_side(obs_size // objects):
+            raise ValueError(
+                f"{obs_size} features are not {objects} crop rows of 2 + 3 C^2 (position, "
+                "then a C x C RGB crop)"
+            )
+        if depth < 1:
+            raise ValueError(f"encoder depth must be >= 1, got {depth}")
+        self.objects, self.side = objects, crop_side(obs_size // objects)
+        convs, side, chans = [], self.side, 3
+        while side > 2 or not convs:  # at least one convolution
+            convs += [nn.Conv2d(chans, width, 3, stride=2, padding=1), nn.GELU()]
+            side, chans = (side + 1) // 2, width
+        self.cnn = nn.Sequential(*convs, nn.Flatten(), nn.Linear(width * side * side, width))
+        self.where = nn.Linear(2, width)
+        self.ident = nn.Parameter(torch.zeros(objects, width))
+        nn.init.trunc_normal_(self.ident, std=0.02)
+        layers = [nn.LayerNorm(width), nn.GELU()]
+        for _ in range(depth - 1):
+            layers += [nn.Linear(width, width), nn.LayerNorm(width), nn.GELU()]
+        self.net = nn.Sequential(*layers)
+        self.out_dim = width
+
+    def forward(self, obs: Tensor) -> Tensor:  # (B, F)
+        rows = rearrange(obs.float(), "b (k f) -> b k f", k=self.objects)  # (B, k, 2 + 3C^2)
+        img = rearrange(rows[..., 2:], "b k (h w c) -> (b k) c h w", h=self.side, w=self.side)
+        feat = rearrange(self.cnn(img.div(127.5).sub(1.0)), "(b k) w -> b k w", k=self.objects)
+        return self.net(feat + self.where(rows[..., :2]) + self.ident)  # (B, k, width)
 
 
 class StateIdentity(nn.Module):
