@@ -231,8 +231,8 @@ def check(
             )
     elif objects > 1 and observation == "pixels":
         raise ValueError(
-            "model.objects > 1 needs state or crops observations (--data.observation) or, with "
-            "pixels, model.encoder.tokens=patches"
+            "model.objects > 1 needs state observations or crops (--data.observation=state|crops) "
+            "or, with pixels, model.encoder.tokens=patches"
         )
     if observation == "crops":
         per = obs_size // objects
