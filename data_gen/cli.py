@@ -126,8 +126,10 @@ def check_size(args: argparse.Namespace, episodes: int, frames: int) -> None:
     """Refuse a dataset that cannot fit: its frames on the disk of --out, or one shard per
     worker in this machine's memory (pixels dominate: uint8, side^2 x 3 per frame)."""
     per_frame = args.image_size**2 * 3 + FRAME_OVERHEAD
-    crop = getattr(args, "crops", 0) or 0  # Polis's `crops` observation: float32 per agent
-    per_frame += 4 * getattr(args, "agents", 0) * (2 + 3 * crop**2)
+    crop = getattr(args, "crops", 0) or 0  # the `crops` observation: float32 per object
+    per_frame += (
+        4 * (getattr(args, "agents", 0) or getattr(args, "num_objects", 0)) * (2 + 3 * crop**2)
+    )
     total = episodes * frames * per_frame / args.num_shards  # this job's part
     out = Path(args.out)
     if out.is_dir():  # what a resumed run has written, or --overwrite will free, is not needed

@@ -15,7 +15,9 @@ other discs. The drag keeps the ego's energy bounded, and is small, so a collisi
 only a little. `rollout` also replays recorded actions open-loop (VoE items).
 
 Arrays per episode (DESIGN 3.4), T = frames, N = num_objects, S = image_size:
-`pixels` (T, S, S, 3) uint8; `state` (T, 6N) float32, per object (x, y, vx, vy, cue_c, cue_d),
+`pixels` (T, S, S, 3) uint8; with `crop_size` C, `crops` (T, N (2 + 3 C^2)) float32 (per disc
+its drawn position and the C x C pixels around it, render.crop_observation); `state` (T, 6N)
+float32, per object (x, y, vx, vy, cue_c, cue_d),
 object-major (reshape to (T, N, 6)), cue columns zero here (Polis uses the same layout); with
 `state_links`, N more zero columns per object (T, N (6 + N)): Polis's link one-hot, which
 physics never draws, so a model can be probed across worlds on a state with links;
@@ -31,7 +33,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from data_gen.render import PALETTE, render
+from data_gen.render import PALETTE, crop_observation, render
 
 MAX_EVENTS = 500  # impacts resolved per frame before giving up (a jam); never reached in practice
 OFFSCREEN = -1.0  # box coordinate at which a removed (vanished) disc is drawn: nowhere
@@ -51,6 +53,10 @@ class PhysicsConfig:
     ego_smoothness: per-frame correlation of the policy's random force (OU process), in [0, 1).
     state_links: the state's per-object link columns (all zero: no exchanges here), the same
         layout as `pwm generate polis --state-links` (render.state_layout).
+    crop_size: side (pixels) of the object crops written as the `crops` observation (per disc
+        its drawn position and the crop of the frame around it, render.crop_observation, as
+        `pwm generate polis --crops`; an undrawn disc is at OFFSCREEN: its crop is background);
+        0: none.
     """
 
     num_objects: int = 6
@@ -62,6 +68,7 @@ class PhysicsConfig:
     ego_drag: float = 0.05
     ego_smoothness: float = 0.95
     state_links: bool = False
+    crop_size: int = 0
 
     def validate(self) -> None:
         """Raise ValueError (one line, naming the option) if the config cannot be simulated."""
@@ -79,6 +86,10 @@ class PhysicsConfig:
             raise ValueError(f"--image-size must be >= 16, got {self.image_size}")
         if self.frames < 1:
             raise ValueError(f"--frames must be >= 1, got {self.frames}")
+        if not (self.crop_size == 0 or 2 <= self.crop_size <= self.image_size):
+            raise ValueError(
+                f"--crops must be 0 or in [2, --image-size {self.image_size}], got {self.crop_size}"
+            )
         if not 0 <= self.speed <= r:
             raise ValueError(f"--speed must be in [0, --radius] (per frame), got {self.speed}")
         if not 0 <= self.force_max <= r:
@@ -266,7 +277,8 @@ def episode_arrays(cfg: PhysicsConfig, traj: dict, colors=None, visible=None) ->
     state = np.concatenate([pos, vel, np.zeros((n, T, N, empty))], axis=-1)  # (n, T, N, F)
     if visible is not None:
         state = state * visible[..., None]
-    return {
+    crops = {"crops": crop_observation(pixels, shown, cfg.crop_size)} if cfg.crop_size else {}
+    return crops | {
         "pixels": pixels,
         "state": state.reshape(n, T, -1).astype(np.float32),  # (n, T, F N)
         "actions": traj["actions"].astype(np.float32),  # (n, T, 2)

@@ -34,6 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         help="add Polis's per-object link columns to the state (all zero here), so that a "
         "model of Polis states with links can be probed on physics items and the reverse",
     )
+    parser.add_argument(
+        "--crops",
+        type=int,
+        default=d.crop_size,
+        metavar="PX",
+        help="also write the `crops` observation: per disc its position and the PX x PX pixels "
+        "around it (0: none)",
+    )
     if command == "items":
         parser.add_argument("--frames", type=int, default=di.physics.frames, help="frames per item")
         parser.add_argument("--t-star-min", type=int, default=di.t_star_min, help="earliest t*")
@@ -55,6 +63,7 @@ def physics_config(args: argparse.Namespace) -> PhysicsConfig:
         ego_drag=args.ego_drag,
         ego_smoothness=args.ego_smoothness,
         state_links=args.state_links,
+        crop_size=args.crops,
     )
 
 
@@ -117,4 +126,5 @@ def _layout(cfg: PhysicsConfig) -> dict:
         "state_layout": state_layout(cfg.num_objects, cfg.state_links),
         "action_dim": 2,
         "obs_shape": [cfg.image_size, cfg.image_size, 3],
+        "crop_size": cfg.crop_size,
     }

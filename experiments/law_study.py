@@ -47,11 +47,10 @@ SIZE = ["--image-size", "16"]
 # episodes, another observation). `links`: Polis's state with the exchange link one-hot; the
 # physics state with the same columns, all zero, so the 2x2's cross-world probes read one layout.
 LINKS = ("-links", ["--state-links"])
-# Ninth session (issue 28): object tokens from pixels; 32 px frames and, per agent, its 8 x 8 crop
-# and position (`--crops`, the `crops` observation); the state keeps the link columns so the
-# cue and link probes read the same layout. Physics has no crops: no physics copy is made.
+# Ninth session (issue 28): object tokens from pixels; 32 px frames and, per agent (disc), its
+# 8 x 8 crop and position (`--crops`, the `crops` observation) in both worlds; the state keeps
+# the link columns, so the states of both worlds read one layout as with `links`.
 CROPS = ("-crops", ["--state-links", "--image-size", "32", "--crops", "8"])
-NO_PHYSICS = {CROPS[0]}
 DATA_VARIANTS = {
     "links": LINKS,
     "links-deep": LINKS,
@@ -64,6 +63,7 @@ DATA_VARIANTS = {
     "links-oracle": LINKS,
     "links-oracle-motion": LINKS,
     "crops": CROPS,
+    "physical-crops": CROPS,
 }
 # variant -> (suffix, extra world options) of its own *training* set, made beside its
 # DATA_VARIANTS sets (same seed); it is probed on those sets' items, so the comparison with the
@@ -100,10 +100,11 @@ VARIANTS = {
     ),
     # ninth session (issue 28): the agents' tokens encoded from their pixels (law/crops.yaml)
     "crops": ("polis", ["experiments/law/crops.yaml"]),
+    "physical-crops": ("physics", ["experiments/law/crops.yaml"]),  # the 2x2 from pixels
     "physical": ("physics", []),
     "physical-links": ("physics", []),
 }
-TWO_BY_TWO = {"round", "links"}  # political variants also probed on the physics items
+TWO_BY_TWO = {"round", "links", "crops"}  # political variants also probed on physics items
 MODEL = {"polis": "political", "physics": "physical"}
 
 
@@ -113,8 +114,6 @@ def datasets(laws: list[str], variants: list[str] = ()) -> dict[str, Path]:
     d = {}
     extra = dict(DATA_VARIANTS.get(v, ("", [])) for v in variants or ["round"])
     for suffix, options in extra.items():
-        if suffix in NO_PHYSICS:
-            continue
         name = "physics" + suffix
         d[name] = dataset("generate", "physics", DATA / name, "--episodes", "2048",
                           "--frames", "241", "--seed", "0", *SIZE, *options)  # fmt: skip

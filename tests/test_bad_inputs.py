@@ -589,6 +589,7 @@ CASES = [
     ("polis: wander < 0", lambda i: gen(i.g4, "--wander", "-1", world="polis"), "wander"),
     ("polis: crops > frame", lambda i: gen(i.g4, "--crops", "99", world="polis"), "--crops 99"),
     ("polis: crops < 0", lambda i: gen(i.g4, "--crops", "-1", world="polis"), "--crops"),
+    ("physics: crops > frame", lambda i: gen(i.g4, "--crops", "65"), "--crops must be 0 or in"),
     ("polis: payoff inf", lambda i: gen(i.g4, "--payoff-t", "inf", world="polis"), "--payoff-t"),
     ("polis: round 0", lambda i: gen(i.g4, "--round-len", "0", world="polis"), "--round-len"),
     ("polis: mix", lambda i: gen(i.g4, "--dispositions", "x=1", world="polis"), "x"),

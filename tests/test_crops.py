@@ -68,6 +68,26 @@ def test_every_polis_set_carries_its_frames_crops(tmp_path, kind):
         assert np.array_equal(ds.array(name), plain.array(name)), name
 
 
+def test_physics_items_carry_the_crops_of_the_discs_as_drawn(tmp_path):
+    """Physics (the 2x2's other world): the same observation, with a vanished disc at OFFSCREEN
+    (its crop background, its position (-1, -1)), so both worlds' crop models read one layout."""
+    from data_gen.cli import main
+    from data_gen.physics import OFFSCREEN
+
+    args = ["items", "physics", "--items", "2", "--image-size", "16", "--frames", "24",
+            "--t-star-min", "12", "--t-star-max", "20", "--crops", "4"]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    ds = open_dataset(tmp_path / "a")
+    obs, px, pos, vis = (ds.array(n) for n in ("crops", "pixels", "positions", "visible"))
+    shown = np.where(vis[..., None], pos, OFFSCREEN)
+    assert (~vis).any() and obs.shape[-1] == 6 * (2 + 3 * 16)
+    assert np.array_equal(obs, crop_observation(px, shown, 4))
+    gone = obs.reshape(*obs.shape[:2], 6, 50)[~vis]  # (n, 50): the vanished discs' rows
+    assert np.all(gone[:, :2] == OFFSCREEN) and np.all(gone[:, 2:] == np.tile(BACKGROUND, 16))
+    assert main([*args[:-1], "17", "--out", str(tmp_path / "b")]) == 2  # larger than the frame
+    assert not (tmp_path / "b").exists()
+
+
 def test_a_world_without_frames_or_with_crops_larger_than_them_is_refused():
     with pytest.raises(ValueError, match="--crops 8 needs rendered frames"):
         PolisConfig(image_size=0, crop_size=8)

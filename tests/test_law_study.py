@@ -167,9 +167,7 @@ def test_a_train_only_variant_trains_on_its_own_set_and_is_probed_on_the_shared_
     assert configs[-1] == law_study.LAW and f"--data.path={d['justice-links-explore50']}" in opts
 
 
-def test_the_crops_variant_trains_on_its_own_32_px_sets_without_the_base_or_physics_sets(
-    monkeypatch,
-):
+def test_the_crops_variants_train_on_their_own_32_px_sets_in_both_worlds(monkeypatch):
     made, fits, probes = {}, [], []
 
     def dataset(command, world, out, *options):
@@ -180,15 +178,19 @@ def test_the_crops_variant_trains_on_its_own_32_px_sets_without_the_base_or_phys
     monkeypatch.setattr(law_study, "fit", lambda name, configs, steps, *o: fits.append(
         (name, configs, o)) or name)  # fmt: skip
     monkeypatch.setattr(law_study, "probe", lambda ckpt, items, out, *o: probes.append((items, o)))
-    d = law_study.datasets(["reciprocity"], ["crops"])
-    assert sorted(made) == ["reciprocity-crops", "reciprocity-crops_consequence",
-                            "reciprocity-crops_items"]  # fmt: skip
-    for world, options in made.values():  # the last --image-size wins: 32 px, 8 px crops
-        assert world == "polis" and options[-4:] == ("--image-size", "32", "--crops", "8")
+    d = law_study.datasets(["reciprocity"], ["crops", "physical-crops"])
+    assert sorted(made) == ["physics-crops", "physics-crops_items", "reciprocity-crops",
+                            "reciprocity-crops_consequence", "reciprocity-crops_items"]  # fmt: skip
+    for _, options in made.values():  # the last --image-size wins: 32 px, 8 px crops
+        assert options[-4:] == ("--image-size", "32", "--crops", "8")
     law_study.train_and_probe(d, "crops", "reciprocity", 0)
-    ((name, configs, opts),) = fits
-    assert configs[-1] == "experiments/law/crops.yaml"
-    assert f"--data.path={d['reciprocity-crops']}" in opts
-    ((items, popts),) = probes  # no 2x2 cell: no physics crops
-    assert items == [d["reciprocity-crops_items"]]
-    assert "reciprocity" in law_study.datasets(["reciprocity"], ["crops", "round"])
+    law_study.train_and_probe(d, "physical-crops", "reciprocity", 0)
+    assert [f[1][-1] for f in fits] == ["experiments/law/crops.yaml"] * 2
+    assert f"--data.path={d['reciprocity-crops']}" in fits[0][2]
+    assert f"--data.path={d['physics-crops']}" in fits[1][2]
+    # the 2x2 from pixels: each model on its own world's items and across on the other's
+    polis, physics = [d["reciprocity-crops_items"]], [d["physics-crops_items"]]
+    assert [p[0] for p in probes] == [polis, physics, physics, polis]
+    assert probes[1][1][-1] == probes[3][1][-1] == "--cross-world"
+    assert "reciprocity" not in made
+    assert "reciprocity" in law_study.datasets(["reciprocity"], ["round"])
