@@ -1,0 +1,91 @@
+"""Where a crop model (data.observation crops) keeps or loses the exchange cue, layer by layer.
+
+    python experiments/crop_cue.py CKPT [CKPT ...] [--data DIR] [--episodes 48] [--out FILE.json]
+
+Per checkpoint and for a random network of the same architecture (seed 0): the held-out R² of
+a ridge regression (λ 0.01, fit on the first half of the agent-steps, scored on the second) of
+each agent's cue (the state's cue_c, cue_d) from the CNN's output, the encoder's token (after
+the position, identity and MLP) and the agent's block of z (after the projector: what the
+predictor sees and predicts). Read at the exchange cadence the models train on (every 6th frame,
+40 steps) of the first `--episodes` episodes of the first shard of `--data`. A screening
+diagnostic for issue 28: `pwm probe`'s linear probe of the cues reads z on the item set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from einops import rearrange
+
+from pwm.checkpoint import load_world_model
+from pwm.data.format import open_dataset
+from pwm.models.builder import architecture, build_world_model
+
+
+def ridge_r2(f: np.ndarray, y: np.ndarray, lam: float = 1e-2) -> float:
+    """Held-out R² (second half) of a ridge fit on the first half, centred on the first half."""
+    n = len(f) // 2
+    mf, my = f[:n].mean(0), y[:n].mean(0)
+    a, b = f[:n] - mf, y[:n] - my
+    w = np.linalg.solve(a.T @ a + lam * np.eye(f.shape[1]), a.T @ b)
+    res = (y[n:] - my) - (f[n:] - mf) @ w
+    return float(1 - (res**2).sum() / ((y[n:] - y[n:].mean(0)) ** 2).sum())
+
+
+def layers(model, obs: torch.Tensor) -> dict[str, np.ndarray]:
+    """(N, F) crops observation -> per agent-step features of the CNN, the token and z."""
+    enc = model.encoder
+    k = enc.objects
+    with torch.no_grad():
+        rows = obs.float().reshape(len(obs), k, -1)
+        img = rearrange(rows[..., 2:], "b k (h w c) -> (b k) c h w", h=enc.side, w=enc.side)
+        tokens = enc(obs)  # (N, k, width)
+        return {
+            "cnn": enc.cnn(img.div(127.5).sub(1.0)).double().numpy(),
+            "token": tokens.reshape(len(obs) * k, -1).double().numpy(),
+            "z": model.projector(tokens).reshape(len(obs) * k, -1).double().numpy(),
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("ckpt", nargs="+", type=Path)
+    p.add_argument("--data", type=Path, default=Path("data/law-study/reciprocity-crops"))
+    p.add_argument("--episodes", type=int, default=48)
+    p.add_argument("--out", type=Path)
+    args = p.parse_args(argv)
+    ds = open_dataset(args.data)
+    if "crops" not in ds.names or "state" not in ds.names:
+        print(f"crop_cue: error: {args.data} has no 'crops' and 'state' arrays", file=sys.stderr)
+        return 2
+    steps = slice(0, 240, 6)
+    obs = np.asarray(ds.shards("crops")[0][: args.episodes, steps])
+    state = np.asarray(ds.shards("state")[0][: args.episodes, steps])
+    out = {}
+    for ckpt in args.ckpt:
+        model, hp = load_world_model(ckpt)
+        if hp.get("observation") != "crops":
+            print(f"crop_cue: error: {ckpt} is not a crops model", file=sys.stderr)
+            return 2
+        k = int(hp["objects"])
+        cue = state.reshape(*state.shape[:2], k, -1)[..., 4:6].reshape(-1, 2)  # (N k, 2)
+        x = torch.from_numpy(obs.reshape(-1, obs.shape[-1]))
+        torch.manual_seed(0)
+        rand = build_world_model(**architecture(hp)).eval()
+        out[str(ckpt)] = {
+            name: {key: round(ridge_r2(v, cue), 3) for key, v in layers(m.eval(), x).items()}
+            for name, m in (("trained", model), ("random", rand))
+        }
+        print(ckpt, out[str(ckpt)])
+    if args.out:
+        args.out.write_text(json.dumps(out, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
