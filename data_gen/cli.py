@@ -124,7 +124,8 @@ def _gb(n: float) -> str:
 
 def check_size(args: argparse.Namespace, episodes: int, frames: int) -> None:
     """Refuse a dataset that cannot fit: its frames on the disk of --out, or one shard per
-    worker in this machine's memory (pixels dominate: uint8, side^2 x 3 per frame)."""
+    worker in this machine's memory (the pixels, uint8, side^2 x 3 per frame, and with --crops
+    the crops, float32, objects x (2 + 3 crops^2) per frame)."""
     per_frame = args.image_size**2 * 3 + FRAME_OVERHEAD
     crop = getattr(args, "crops", 0) or 0  # the `crops` observation: float32 per object
     per_frame += (

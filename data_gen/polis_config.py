@@ -191,10 +191,11 @@ class PolisConfig:
             raise ValueError(f"--round-len must be >= 1, got {self.round_len}")
         if self.crop_size < 0:
             raise ValueError(f"--crops must be >= 0, got {self.crop_size}")
-        if self.crop_size and not (self.image_size and 2 <= self.crop_size <= self.image_size):
+        if self.crop_size and not self.image_size:
+            raise ValueError(f"--crops {self.crop_size} needs rendered frames (an --image-size)")
+        if self.crop_size and not 2 <= self.crop_size <= self.image_size:
             raise ValueError(
-                f"--crops {self.crop_size} needs rendered frames at least that large (2 <= "
-                f"crops <= --image-size {self.image_size})"
+                f"--crops must be in [2, --image-size {self.image_size}], got {self.crop_size}"
             )
         if self.react_delay < 0 or self.cue_hold < 1:
             raise ValueError("--react-delay must be >= 0 and --cue-hold >= 1")

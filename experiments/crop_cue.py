@@ -6,8 +6,9 @@ Per checkpoint and for a random network of the same architecture (seed 0): the h
 a ridge regression (λ 0.01, fit on the first half of the agent-steps, scored on the second) of
 each agent's cue (the state's cue_c, cue_d) from the CNN's output, the encoder's token (after
 the position, identity and MLP) and the agent's block of z (after the projector: what the
-predictor sees and predicts). Read at the exchange cadence the models train on (every 6th frame,
-40 steps) of the first `--episodes` episodes of the first shard of `--data`. A screening
+predictor sees and predicts). Read at the checkpoint's time step (every `frame_skip`-th frame from
+frame 0, as the round-level models train) of the first `--episodes` episodes of the first shard
+of `--data`. A screening
 diagnostic for issue 28: `pwm probe`'s linear probe of the cues reads z on the item set.
 """
 
@@ -22,8 +23,8 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from pwm.checkpoint import load_world_model
-from pwm.data.format import open_dataset
+from pwm.checkpoint import CheckpointError, load_world_model
+from pwm.data.format import DatasetError, open_dataset
 from pwm.models.builder import architecture, build_world_model
 
 
@@ -59,19 +60,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=48)
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
+    try:
+        return run(args)
+    except (DatasetError, CheckpointError, OSError, ValueError) as e:
+        print(f"crop_cue: error: {e}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.episodes < 2:
+        raise ValueError(f"--episodes must be >= 2 (half fits, half scores), got {args.episodes}")
     ds = open_dataset(args.data)
     if "crops" not in ds.names or "state" not in ds.names:
-        print(f"crop_cue: error: {args.data} has no 'crops' and 'state' arrays", file=sys.stderr)
-        return 2
-    steps = slice(0, 240, 6)
-    obs = np.asarray(ds.shards("crops")[0][: args.episodes, steps])
-    state = np.asarray(ds.shards("state")[0][: args.episodes, steps])
+        raise ValueError(f"{args.data} has no 'crops' and 'state' arrays")
+    loaded = [load_world_model(ckpt) for ckpt in args.ckpt]  # every one checked before any work
+    for ckpt, (_, hp) in zip(args.ckpt, loaded, strict=True):
+        if hp.get("observation") != "crops" or hp.get("obs_size") != ds.shape("crops")[1]:
+            raise ValueError(f"{ckpt} is not a crops model of {args.data}'s crops")
     out = {}
-    for ckpt in args.ckpt:
-        model, hp = load_world_model(ckpt)
-        if hp.get("observation") != "crops":
-            print(f"crop_cue: error: {ckpt} is not a crops model", file=sys.stderr)
-            return 2
+    for ckpt, (model, hp) in zip(args.ckpt, loaded, strict=True):
+        steps = slice(0, None, int(hp.get("frame_skip", 1) or 1))
+        obs = np.asarray(ds.shards("crops")[0][: args.episodes, steps])
+        state = np.asarray(ds.shards("state")[0][: args.episodes, steps])
         k = int(hp["objects"])
         cue = state.reshape(*state.shape[:2], k, -1)[..., 4:6].reshape(-1, 2)  # (N k, 2)
         x = torch.from_numpy(obs.reshape(-1, obs.shape[-1]))

@@ -10,8 +10,10 @@ variant's diff under experiments/law/ (VARIANTS: the lever it changes). Parts:
   episodes of 241 frames, 40 rounds; 16 px frames, unused by the state models), an item set of
   500 groups per condition (DESIGN 4.2: B is the ego, K in 1, 2, 4, 8 rounds, a 60-frame prefix)
   and a counterfactual set of 200 pairs (the consequence probe); a physics training set of the
-  same size for the physical model. A variant in DATA_VARIANTS (the `links` family) gets its own
-  copy of every set with its world options (`--state-links`: zero link columns in physics).
+  same size for the physical model. A variant in DATA_VARIANTS (the `links` family, and the
+  `crops` pair: 32 px frames with 8 px object crops) gets its own copy of every set with its
+  world options (`--state-links`: zero link columns in physics); the base sets are made only for
+  a variant without its own.
 - fit: train every (variant, law, seed) and probe it on its law's items with the consequence
   probe; the physical model is probed on both laws' Polis items (`--cross-world`: zero actions).
 - report: `pwm report` over every finished probe -> experiments/results/law/ (REPORT, GOALS with
@@ -140,7 +142,7 @@ def datasets(laws: list[str], variants: list[str] = ()) -> dict[str, Path]:
 
 def train_and_probe(d: dict, variant: str, law: str, seed: int) -> list[Path]:
     """One run and its probes. A political model: on its law's items, with the consequence
-    probe; the `round` and `links` models also on the physics items (the 2x2). The physical
+    probe; the TWO_BY_TWO models also on the physics items (the 2x2). The physical
     model (one run per seed, whatever the law): on the physics items and on every law's Polis
     items (with the variant's data suffix: `physical-links` on the link sets)."""
     world, diffs = VARIANTS[variant]

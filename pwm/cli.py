@@ -46,6 +46,7 @@ from pwm import __version__, console
 from pwm.checkpoint import CheckpointError, checkpoint_problem, hparams_of, read_checkpoint
 from pwm.data.datamodule import WorldDataModule
 from pwm.data.format import DatasetError
+from pwm.data.manifest import crop_objects_problem
 from pwm.loggers import RunConfigSaver
 from pwm.module import JEPAModule
 from pwm.progress import FitProgress
@@ -160,8 +161,18 @@ class PWMCLI(LightningCLI):
             bad = sorted(set(model) ^ set(shapes)) or [k for k in model if model[k] != shapes[k]]
             raise CheckpointError(f"checkpoint {path} does not fit the model (first: {bad[0]})")
 
+    def _check_crop_objects(self) -> None:
+        """A crops model has one token per object of the dataset (the rows of the observation):
+        a `model.objects` that splits the rows otherwise can look valid (2 + 3 C^2 either way)."""
+        dm, objects = self.datamodule, self.model.hparams.get("objects", 1)
+        if dm.hparams.get("observation") == "crops":
+            problem = crop_objects_problem(dm.dataset.manifest, objects)
+            if problem:
+                raise ValueError(f"data.path {dm.hparams.path}: {problem}")
+
     def instantiate_trainer(self, **kwargs):
         self._check_checkpoint_fits()  # before the Trainer exists: nothing logged, nothing made
+        self._check_crop_objects()
         check_trainer(self._get(self.config, "trainer", default={}))
         kwargs |= console_callbacks(self._get(self.config_init, "trainer", default={}))
         try:

@@ -245,7 +245,7 @@ class JEPAModule(L.LightningModule):
             pred_loss = losses["weighted_pred_loss"] = self.prediction_loss(*scaled, logvar)
         weight = batch.get("weight") if stage == "train" else None  # (B, L, n): data.event_weight
         if weight is not None:  # the loss trained on; pred_loss stays the unweighted one
-            # per object only for the object-centric state model (patch tokens are no agents)
+            # per object for the object-centric models, state or crops (patch tokens are no agents)
             k = self.hparams.objects if self.hparams.observation != "pixels" else 1
             pred_loss = weighted_loss(*scaled, logvar, weight[:, 1:], k)
             losses["weighted_pred_loss"] = pred_loss

@@ -587,7 +587,7 @@ CASES = [
     ("polis: tremble 2", lambda i: gen(i.g4, "--tremble", "2", world="polis"), "--tremble"),
     ("polis: tremble nan", lambda i: gen(i.g4, "--tremble", "nan", world="polis"), "--tremble"),
     ("polis: wander < 0", lambda i: gen(i.g4, "--wander", "-1", world="polis"), "wander"),
-    ("polis: crops > frame", lambda i: gen(i.g4, "--crops", "99", world="polis"), "--crops 99"),
+    ("polis: crops > frame", lambda i: gen(i.g4, "--crops", "99", world="polis"), "got 99"),
     ("polis: crops < 0", lambda i: gen(i.g4, "--crops", "-1", world="polis"), "--crops"),
     ("physics: crops > frame", lambda i: gen(i.g4, "--crops", "65"), "--crops must be 0 or in"),
     ("polis: payoff inf", lambda i: gen(i.g4, "--payoff-t", "inf", world="polis"), "--payoff-t"),

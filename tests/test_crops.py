@@ -2,6 +2,10 @@
 observation (per agent its position and the PX x PX pixels around it), and `data.observation=crops`
 trains a CNN per agent's crop into the object-centric predictor (models/encoders.py CropEncoder)."""
 
+import json
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import test_variants
@@ -31,6 +35,22 @@ def test_a_crop_is_the_frame_s_window_nearest_the_agent_s_centre_and_background_
     assert np.array_equal(out[0, 2, 0, 0], BACKGROUND)
     assert np.array_equal(out[0, 2, -1, 0], frames[0, 3, 28])
     assert np.array_equal(out[0, 2, :4, 4:], np.broadcast_to(BACKGROUND, (4, 4, 3)))
+
+
+@pytest.mark.parametrize("size", [5, 7])
+def test_an_odd_crop_is_centred_on_the_disc_s_pixel_and_clipped_at_the_right_edge(size):
+    pos = np.array([[[0.3, 0.52], [0.999, 0.6]]])  # agent 1 against the right edge
+    frames = render(pos, 0.05, 32, COLORS[:2])
+    out = crops(frames, pos, size)
+    h = size // 2
+    # agent 0: centre (9.6 - 0.5, 16.64 - 0.5) is in pixel column 9, row 16 (odd side: the
+    # window's middle pixel is the centre's pixel)
+    assert np.array_equal(out[0, 0], frames[0, 16 - h : 16 + h + 1, 9 - h : 9 + h + 1])
+    # agent 1: columns 31 - h .. 31 + h, those beyond column 31 background; rows inside
+    row = int(np.rint(0.6 * 32 - 0.5))
+    inside = frames[0, row - h : row + h + 1, 31 - h :]
+    assert np.array_equal(out[0, 1, :, : h + 1], inside)
+    assert np.all(out[0, 1, :, h + 1 :] == BACKGROUND)
 
 
 def test_the_crops_observation_is_agent_major_position_then_pixels():
@@ -91,8 +111,10 @@ def test_physics_items_carry_the_crops_of_the_discs_as_drawn(tmp_path):
 def test_a_world_without_frames_or_with_crops_larger_than_them_is_refused():
     with pytest.raises(ValueError, match="--crops 8 needs rendered frames"):
         PolisConfig(image_size=0, crop_size=8)
-    with pytest.raises(ValueError, match="--crops 20 needs rendered frames"):
+    with pytest.raises(ValueError, match=r"--crops must be in \[2, --image-size 16\], got 20"):
         PolisConfig(image_size=16, crop_size=20)
+    with pytest.raises(ValueError, match=r"--crops must be in \[2, --image-size 16\], got 1"):
+        PolisConfig(image_size=16, crop_size=1)
     with pytest.raises(ValueError, match="--crops must be >= 0"):
         PolisConfig(crop_size=-1)
     truth = {"positions": np.full((1, 2, 6, 2), 0.5, np.float32)}
@@ -156,3 +178,50 @@ def test_bad_crop_configs():
         build(target="oracle")
     with pytest.raises(ValueError, match="model.observation must be one of pixels, state, crops"):
         build(observation="slots")
+
+
+def test_fit_refuses_a_model_whose_objects_split_the_crop_rows_otherwise(tmp_path, capsys):
+    """7 agents with 6 px crops are 7 rows of 2 + 108 = 110 features, which one object's row
+    of 770 = 2 + 3 * 16^2 would also be: only the dataset's manifest tells them apart."""
+    from data_gen.cli import main as data_main
+    from pwm.cli import main as pwm_main
+
+    data = tmp_path / "d"
+    assert data_main(["generate", "polis", "--out", str(data), "--episodes", "2", "--frames", "30",
+                      "--image-size", "16", "--agents", "7", "--crops", "6"]) == 0  # fmt: skip
+    assert 7 * (2 + 3 * 36) == 2 + 3 * 16**2  # the silent split the check exists for
+    capsys.readouterr()
+    runs = tmp_path / "runs"
+    with pytest.raises(SystemExit) as e:
+        pwm_main(["fit", "-c", "experiments/base.yaml", "-c", "experiments/debug.yaml",
+                  f"--data.path={data}", "--data.observation=crops", "--data.world=polis",
+                  f"--trainer.logger.init_args.save_dir={runs}"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and "set model.objects=7" in err[0], err
+    assert not runs.exists()
+
+
+def test_crop_cue_reads_each_layer_and_refuses_what_it_cannot_read(tmp_path, capsys):
+    from data_gen.cli import main as data_main
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+    import crop_cue
+
+    data = tmp_path / "d"
+    assert data_main(["generate", "polis", "--out", str(data), "--episodes", "4", "--frames", "31",
+                      "--image-size", "16", "--crops", "4", "--seed", "1"]) == 0  # fmt: skip
+    m = test_variants.small(observation="crops", obs_size=6 * 50, objects=6, embed_dim=12)
+    m.hparams["frame_skip"] = 6
+    ckpt = tmp_path / "m.ckpt"
+    torch.save({"hyper_parameters": dict(m.hparams), "state_dict": m.state_dict()}, ckpt)
+    out = tmp_path / "cue.json"
+    assert (
+        crop_cue.main([str(ckpt), "--data", str(data), "--episodes", "4", "--out", str(out)]) == 0
+    )
+    got = json.loads(out.read_text())[str(ckpt)]
+    assert set(got) == {"trained", "random"} and set(got["trained"]) == {"cnn", "token", "z"}
+    assert all(np.isfinite(v) for layer in got.values() for v in layer.values())
+    capsys.readouterr()
+    for bad in (["--episodes", "1"], ["--data", str(tmp_path / "none")]):
+        assert crop_cue.main([str(ckpt), "--data", str(data), *bad]) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1

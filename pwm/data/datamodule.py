@@ -1,19 +1,20 @@
 """Windows of frames from a dataset on disk, and the LightningDataModule over them.
 
 A sample is a window of `window` time steps of one episode (window >= H + 1, where H is the
-predictor's history): the observation (`pixels` uint8 (L, H, W, 3) or `state` float32 (L, F)) and
-the actions (L, A * S). A time step is `frame_skip` = S frames (LeWM's frame skip, DESIGN 5.2): step
-i of a window starting at frame f shows frame f + S i, and its action is the block of the S per-
-frame actions a_{f+Si} .. a_{f+Si+S-1}, concatenated (what happens between step i and step i + 1;
-zero-padded past the episode's end, where only the window's last step, whose action no prediction
-uses, can reach). With S = 1 this is a window of consecutive frames. Windows start at frames
-`offset`, `offset + stride`, ...: in Polis, `frame_skip` = `stride` = round_len and `offset` 0 give
-one step per exchange round (every step an exchange frame, or frame 0). Arrays stay memory-mapped
-and are opened lazily in each DataLoader worker (a memmap must not be pickled into the workers). The
-train/val split is by episode, from a seeded permutation: an episode is never split between train
-and val. Training batches come from `StepBatchSampler`: a pure function of (seed, global step), so a
-resumed run sees exactly the batches of an uninterrupted one; set `trainer.use_distributed_sampler:
-false` (base.yaml does) because the sampler already splits each global batch across DDP ranks.
+predictor's history): the observation (`pixels` uint8 (L, H, W, 3), or `state` or `crops` float32
+(L, F)) and the actions (L, A * S). A time step is `frame_skip` = S frames (LeWM's frame skip,
+DESIGN 5.2): step i of a window starting at frame f shows frame f + S i, and its action is the block
+of the S per-frame actions a_{f+Si} .. a_{f+Si+S-1}, concatenated (what happens between step i and
+step i + 1; zero-padded past the episode's end, where only the window's last step, whose action no
+prediction uses, can reach). With S = 1 this is a window of consecutive frames. Windows start at
+frames `offset`, `offset + stride`, ...: in Polis, `frame_skip` = `stride` = round_len and `offset`
+0 give one step per exchange round (every step an exchange frame, or frame 0). Arrays stay
+memory-mapped and are opened lazily in each DataLoader worker (a memmap must not be pickled into the
+workers). The train/val split is by episode, from a seeded permutation: an episode is never split
+between train and val. Training batches come from `StepBatchSampler`: a pure function of (seed,
+global step), so a resumed run sees exactly the batches of an uninterrupted one; set
+`trainer.use_distributed_sampler: false` (base.yaml does) because the sampler already splits each
+global batch across DDP ranks.
 
 Curricula (DESIGN 5.4): on a Polis dataset, whose per-episode `hobbesian` array marks the episodes
 drawn from the hobbesian population, `hobbesian_fraction` (and optionally `hobbesian_final`,
@@ -265,8 +266,8 @@ class WorldDataModule(L.LightningDataModule):
             )
         if observation == "crops" and "crops" not in self.dataset.names:
             raise DatasetError(
-                f"data.path {path} has no 'crops' array: object crops need the agents' positions "
-                "at generation time (`pwm generate polis --crops PX`)"
+                f"data.path {path} has no 'crops' array: object crops need the objects' positions "
+                f"at generation time (`pwm generate {self.dataset.world} --crops PX`)"
             )
         if observation not in self.dataset.names or "actions" not in self.dataset.names:
             raise DatasetError(f"data.path {path} has no {observation!r} or 'actions' array")

@@ -182,3 +182,13 @@ def confined(root: Path, relative: str) -> Path:
     if not path.resolve().is_relative_to(Path(root).resolve()):
         raise ManifestError(f"{relative} resolves outside the dataset directory; refused")
     return path
+
+
+def crop_objects_problem(manifest: dict, objects: int) -> str | None:
+    """Why a crops model of `objects` tokens cannot read a dataset with this manifest, or None:
+    its `num_objects` and `crop_size` (written by `pwm generate --crops`) must be the model's."""
+    have, side = manifest.get("num_objects"), manifest.get("crop_size")
+    if have is not None and have != objects:
+        return (f"its crops are {have} objects' rows ({side} px crops), but model.objects is "
+                f"{objects}: set model.objects={have}")  # fmt: skip
+    return None

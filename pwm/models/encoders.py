@@ -1,11 +1,11 @@
 """Frame encoders: a torchvision ViT (pixels), an MLP (the symbolic state) and a CNN over object
 crops (pixels at the simulator's positions, `crops`), DESIGN 5.2.
 
-Both map a batch of observations to one feature vector each (the object-centric state encoder
-to one per object); the projector (projector.py) maps that to the embedding. The ViT's output
-is the CLS token of its last layer after the final LayerNorm (torchvision's classification head
-is replaced by the identity). Pixels arrive as uint8 (B, H, W, 3) and are scaled to [-1, 1]
-here, so the data pipeline never holds float frames.
+Each maps a batch of observations to one feature vector each (the object-centric state and
+crop encoders to one per object); the projector (projector.py) maps that to the embedding. The
+ViT's output is the CLS token of its last layer after the final LayerNorm (torchvision's
+classification head is replaced by the identity). Pixels arrive as uint8 (B, H, W, 3) and are
+scaled to [-1, 1] here, so the data pipeline never holds float frames.
 """
 
 from __future__ import annotations
@@ -180,13 +180,15 @@ class CropEncoder(nn.Module):
     """Object tokens from pixels: one token per agent from its crop (the `crops` observation,
     data_gen/render.crop_observation: per agent its position and the C x C pixels around it).
 
-    (B, F) -> (B, k, width). Each agent's crop (uint8 values 0..255, scaled to [-1, 1] here as
-    the ViT does) goes through one shared small CNN (3x3 convolutions of stride 2 and `width`
-    channels down to 2 x 2 or less, then flattened and mapped to `width`); its position
-    (x, y) is added through a linear map, as a ViT adds a patch's position embedding, and an
-    embedding of the agent's index as the object-centric state encoder does. `depth` hidden
-    layers of a per-token MLP follow. Which pixels an agent's token sees comes from the
-    simulator's positions (PLATO's oracle masks); what they show is learned end to end.
+    (B, F) -> (B, k, width). Each agent's crop (pixel values 0..255 as float32, scaled to
+    [-1, 1] here as the ViT does) goes through one shared small CNN (3x3 convolutions of stride
+    2 and `width` channels down to 2 x 2 or less, then flattened and mapped to `width`); its
+    position (x, y) is added through a linear map, as a ViT adds a patch's position embedding,
+    and an embedding of the agent's index as the object-centric state encoder does; then
+    LayerNorm, GELU and `depth` - 1 more (Linear, LayerNorm, GELU) layers per token (the CNN's
+    final linear map is the first of `depth`, as the state encoder's first layer is). Which
+    pixels an agent's token sees comes from the simulator's positions (PLATO's oracle masks);
+    what they show is learned end to end.
 
     Args:
         obs_size: F, features per frame: k rows of 2 + 3 C^2.

@@ -32,6 +32,8 @@ def check_goal(goal: np.ndarray, hparams: dict, name: str = "goal") -> None:
     a state vector of obs_size features, or an obs_size x obs_size x 3 image."""
     kind, size = hparams.get("observation", "pixels"), int(hparams.get("obs_size", 64))
     shape = tuple(np.shape(goal))
+    if kind not in ("state", "pixels"):
+        raise PlanningError(f"goals are states or images; the model observes {kind}")
     if kind == "state":
         if len(shape) == 3:
             raise PlanningError(

@@ -157,7 +157,7 @@ def run_polis(
     if policy == "planner" and model is None:
         raise PlanningError("the planner policy needs a checkpoint (--ckpt)")
     L, R = config.round_len, task.rounds
-    config = replace(config, frames=R * L + 1, image_size=0)
+    config = replace(config, frames=R * L + 1, image_size=0, crop_size=0)
     sc = draw_scenario(config, np.random.default_rng(seed), episodes)
     B, N = sc.dispositions.shape
     script = Script.natural(config, B)

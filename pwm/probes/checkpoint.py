@@ -19,6 +19,7 @@ import torch
 
 from pwm.checkpoint import CheckpointError, LoadedModel, load_world_model
 from pwm.data.format import Dataset
+from pwm.data.manifest import crop_objects_problem
 from pwm.models import architecture, build_world_model
 from pwm.probes.config import ProbeError
 from pwm.probes.items import ItemSet
@@ -53,6 +54,9 @@ def check_dataset(hparams: dict, dataset: Dataset, where: str) -> None:
         raise ProbeError(
             f"the checkpoint reads {obs} of shape {want} but {where} {dataset.root} has {have}"
         )
+    problem = obs == "crops" and crop_objects_problem(dataset.manifest, hparams["objects"])
+    if problem:
+        raise ProbeError(f"{where} {dataset.root}: {problem}")
     if "actions" not in dataset.names:
         raise ProbeError(f"{where} {dataset.root} has no 'actions' array")
     skip = int(hparams.get("frame_skip", 1) or 1)  # a step's action is a block of `skip`
