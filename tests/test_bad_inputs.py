@@ -416,7 +416,7 @@ CASES = [
     (
         "crops without positions",
         lambda i: fit(i, "--data.observation=crops"),
-        "has no 'crops' array: object crops need the agents' positions",
+        "has no 'crops' array: object crops need the objects' positions",
     ),
     ("unknown regulariser", lambda i: fit(i, "--model.regularizer=bogus"), "Got value: bogus"),
     ("unknown target", lambda i: fit(i, "--model.target=bogus"), "Got value: bogus"),

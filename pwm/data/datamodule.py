@@ -265,9 +265,12 @@ class WorldDataModule(L.LightningDataModule):
                 f"{self.dataset.world!r} dataset"
             )
         if observation == "crops" and "crops" not in self.dataset.names:
+            world = self.dataset.world
+            how = f"`pwm generate {world} --crops PX`" if world in ("polis", "physics") else (
+                f"the {world} world writes none")  # fmt: skip
             raise DatasetError(
                 f"data.path {path} has no 'crops' array: object crops need the objects' positions "
-                f"at generation time (`pwm generate {self.dataset.world} --crops PX`)"
+                f"at generation time ({how})"
             )
         if observation not in self.dataset.names or "actions" not in self.dataset.names:
             raise DatasetError(f"data.path {path} has no {observation!r} or 'actions' array")
