@@ -65,7 +65,9 @@ DATA_VARIANTS = {
     "links-oracle": LINKS,
     "links-oracle-motion": LINKS,
     "crops": CROPS,
+    "crops-widez": CROPS,
     "physical-crops": CROPS,
+    "physical-crops-widez": CROPS,
 }
 # variant -> (suffix, extra world options) of its own *training* set, made beside its
 # DATA_VARIANTS sets (same seed); it is probed on those sets' items, so the comparison with the
@@ -102,11 +104,22 @@ VARIANTS = {
     ),
     # ninth session (issue 28): the agents' tokens encoded from their pixels (law/crops.yaml)
     "crops": ("polis", ["experiments/law/crops.yaml"]),
+    # ... with 64 dimensions per agent (the screen: the crop model's 16-d z drops the cue)
+    "crops-widez": ("polis", ["experiments/law/crops.yaml", "experiments/law/wide-z.yaml"]),
     "physical-crops": ("physics", ["experiments/law/crops.yaml"]),  # the 2x2 from pixels
+    "physical-crops-widez": (
+        "physics",
+        ["experiments/law/crops.yaml", "experiments/law/wide-z.yaml"],
+    ),
     "physical": ("physics", []),
     "physical-links": ("physics", []),
 }
-TWO_BY_TWO = {"round", "links", "crops"}  # political variants also probed on physics items
+TWO_BY_TWO = {
+    "round",
+    "links",
+    "crops",
+    "crops-widez",
+}  # political variants also probed on physics items
 MODEL = {"polis": "political", "physics": "physical"}
 
 
