@@ -66,6 +66,7 @@ DATA_VARIANTS = {
     "links-oracle-motion": LINKS,
     "crops": CROPS,
     "crops-widez": CROPS,
+    "crops-widez-frozen": CROPS,
     "physical-crops": CROPS,
     "physical-crops-widez": CROPS,
 }
@@ -106,6 +107,16 @@ VARIANTS = {
     "crops": ("polis", ["experiments/law/crops.yaml"]),
     # ... with 64 dimensions per agent (the screen: the crop model's 16-d z drops the cue)
     "crops-widez": ("polis", ["experiments/law/crops.yaml", "experiments/law/wide-z.yaml"]),
+    # ... a diagnostic: encoder and projector frozen at their random init (which keeps the cue in
+    # z), only the predictor learns: can it learn the law from these pixel features at all?
+    "crops-widez-frozen": (
+        "polis",
+        [
+            "experiments/law/crops.yaml",
+            "experiments/law/wide-z.yaml",
+            "experiments/ablations/frozen.yaml",
+        ],
+    ),
     "physical-crops": ("physics", ["experiments/law/crops.yaml"]),  # the 2x2 from pixels
     "physical-crops-widez": (
         "physics",
