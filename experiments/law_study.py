@@ -18,6 +18,8 @@ variant's diff under experiments/law/ (VARIANTS: the lever it changes). Parts:
   probe; the physical model is probed on both laws' Polis items (`--cross-world`: zero actions).
 - report: `pwm report` over every finished probe -> experiments/results/law/ (REPORT, GOALS with
   the issue's goals per model and law, PROVENANCE, per-run metrics).
+- curate (alone): the chosen runs' finished probes' metrics copied under
+  experiments/results/law/runs, the REPORT left as it is (a checkout without the earlier probes).
 A seed S sets `seed_everything` and `data.split_seed`. Finished datasets, runs and probes are
 kept (runner.py), so an interrupted study resumes and never overwrites a finished result.
 `--launcher local --jobs N` or `--launcher slurm` runs every step as its own job
@@ -34,7 +36,7 @@ from pathlib import Path
 
 import launcher
 import numpy as np
-from runner import dataset, fit, probe, report_and_curate
+from runner import curate, dataset, fit, probe, report_and_curate
 
 DATA, PROBES = Path("data/law-study"), Path("runs/law-probes")
 RESULTS = Path("experiments/results/law")
@@ -179,17 +181,28 @@ def train_and_probe(d: dict, variant: str, law: str, seed: int) -> list[Path]:
     configs = [*BASE, f"experiments/{MODEL[world]}.yaml", LAW, *diffs]
     ckpt = fit(f"law-{tag}-s{seed}", configs, STEPS, f"--data.path={data}",
                f"--seed_everything={seed}", f"--data.split_seed={seed}")  # fmt: skip
+    return [
+        probe(ckpt, [d[items]], out, "--name", name, *opts)
+        for name, items, opts, out in probe_jobs(variant, law, seed, d)
+    ]
+
+
+def probe_jobs(variant: str, law: str, seed: int, d: dict | None = None) -> list[tuple]:
+    """(name, item set key, options, output directory) of every probe of one run; `d` (the
+    datasets) only for the consequence set's path in the options."""
+    world = VARIANTS[variant][0]
+    suffix = DATA_VARIANTS.get(variant, ("", []))[0]
+    sets, physics = law + suffix, "physics" + suffix
+    tag = variant if world == "physics" else f"{variant}-{law}"
     if world == "physics":
         jobs = [(tag, f"{physics}_items", []),
                 (f"{tag} x {law}", f"{sets}_items", ["--cross-world"])]  # fmt: skip
     else:
-        jobs = [(tag, f"{sets}_items", ["--consequence", str(d[f"{sets}_consequence"])])]
+        consequence = str(d[f"{sets}_consequence"]) if d else f"{sets}_consequence"
+        jobs = [(tag, f"{sets}_items", ["--consequence", consequence])]
         if variant in TWO_BY_TWO:
             jobs.append((f"{tag} x physics", f"{physics}_items", ["--cross-world"]))
-    return [
-        probe(ckpt, [d[items]], PROBES / f"{name.replace(' ', '-')}-s{seed}", "--name", name, *opts)
-        for name, items, opts in jobs
-    ]
+    return [(*job, PROBES / f"{job[0].replace(' ', '-')}-s{seed}") for job in jobs]
 
 
 GOAL = {  # law -> the issue's goals for M1, R, Q, HE and the gap to the frame-only observer
@@ -354,7 +367,7 @@ def report(command: str) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", nargs="+", choices=("data", "fit", "report"),
+    p.add_argument("--part", nargs="+", choices=("data", "fit", "report", "curate"),
                    default=["data", "fit", "report"])  # fmt: skip
     p.add_argument("--laws", nargs="+", choices=LAWS, default=list(LAWS))
     p.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=["round"])
@@ -365,7 +378,16 @@ def main() -> None:
 
 
 def study(args) -> None:
-    """The parts asked for (every step skips what is finished: runner.py)."""
+    """The parts asked for (every step skips what is finished: runner.py). `curate` copies the
+    chosen runs' finished probes under RESULTS/runs without remaking the REPORT (for a checkout
+    that lacks the earlier probes the REPORT and GOALS are made from)."""
+    if args.part == ["curate"]:
+        found = [out for seed in args.seeds for variant in args.variants for law in args.laws
+                 for *_, out in probe_jobs(variant, law, seed)
+                 if (out / "metrics.json").exists()]  # fmt: skip
+        curate(sorted(set(found)), RESULTS)
+        print("\n".join(f"- curated {p.name}" for p in sorted(set(found))))
+        return
     d = datasets(args.laws, args.variants)
     if "fit" in args.part:
         for seed in args.seeds:

@@ -124,6 +124,13 @@ def report_and_curate(
     results.mkdir(parents=True, exist_ok=True)
     for f in runs_dir.glob("REPORT*"):
         shutil.copy2(f, results / f.name)
+    curate(probes, results, figures)
+    return out
+
+
+def curate(probes: list[Path], results: Path, figures=lambda run: False) -> None:
+    """Per probe run, its metrics.md and its metrics.json gzipped under results/runs (mtime 0:
+    the same metrics give the same bytes), with its figures where `figures(run)`."""
     for p in probes:
         dst = results / "runs" / p.name
         dst.mkdir(parents=True, exist_ok=True)
@@ -136,4 +143,3 @@ def report_and_curate(
         if figures(p):
             for png in p.glob("*.png"):
                 shutil.copy2(png, dst / png.name)
-    return out

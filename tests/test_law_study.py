@@ -194,3 +194,28 @@ def test_the_crops_variants_train_on_their_own_32_px_sets_in_both_worlds(monkeyp
     assert probes[1][1][-1] == probes[3][1][-1] == "--cross-world"
     assert "reciprocity" not in made
     assert "reciprocity" in law_study.datasets(["reciprocity"], ["round"])
+
+
+def test_curate_copies_the_chosen_runs_probes_and_leaves_the_report(monkeypatch, tmp_path):
+    import argparse
+    import gzip
+
+    probes, results = tmp_path / "probes", tmp_path / "results"
+    monkeypatch.setattr(law_study, "PROBES", probes)
+    monkeypatch.setattr(law_study, "RESULTS", results)
+    for name in ("crops-reciprocity-s0", "crops-reciprocity-x-physics-s0", "links-reciprocity-s0"):
+        (probes / name).mkdir(parents=True)
+        (probes / name / "metrics.json").write_text(f'{{"run": "{name}"}}')
+        (probes / name / "metrics.md").write_text(name)
+    args = argparse.Namespace(part=["curate"], variants=["crops"], laws=["reciprocity"],
+                              seeds=[0, 1])  # fmt: skip
+    law_study.study(args)
+    got = sorted(p.name for p in (results / "runs").iterdir())
+    assert got == ["crops-reciprocity-s0", "crops-reciprocity-x-physics-s0"]  # no seed 1, no links
+    run = results / "runs" / "crops-reciprocity-s0"
+    assert (
+        gzip.decompress((run / "metrics.json.gz").read_bytes())
+        == b'{"run": "crops-reciprocity-s0"}'
+    )
+    assert (run / "metrics.md").read_text() == "crops-reciprocity-s0"
+    assert not list(results.glob("REPORT*"))
