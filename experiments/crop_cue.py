@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from einops import rearrange
 
 from pwm.checkpoint import CheckpointError, load_world_model
 from pwm.data.format import DatasetError, open_dataset
@@ -40,17 +39,10 @@ def ridge_r2(f: np.ndarray, y: np.ndarray, lam: float = 1e-2) -> float:
 
 def layers(model, obs: torch.Tensor) -> dict[str, np.ndarray]:
     """(N, F) crops observation -> per agent-step features of the CNN, the token and z."""
-    enc = model.encoder
-    k = enc.objects
     with torch.no_grad():
-        rows = obs.float().reshape(len(obs), k, -1)
-        img = rearrange(rows[..., 2:], "b k (h w c) -> (b k) c h w", h=enc.side, w=enc.side)
-        tokens = enc(obs)  # (N, k, width)
-        return {
-            "cnn": enc.cnn(img.div(127.5).sub(1.0)).double().numpy(),
-            "token": tokens.reshape(len(obs) * k, -1).double().numpy(),
-            "z": model.projector(tokens).reshape(len(obs) * k, -1).double().numpy(),
-        }
+        cnn, tokens = model.encoder.layers(obs)  # (N, k, width) each
+        out = {"cnn": cnn, "token": tokens, "z": model.projector(tokens)}
+    return {key: v.flatten(0, 1).double().numpy() for key, v in out.items()}
 
 
 def main(argv: list[str] | None = None) -> int:

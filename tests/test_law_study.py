@@ -10,6 +10,22 @@ sys.path.insert(0, str(ROOT / "experiments"))
 import law_study  # noqa: E402
 
 
+def fake_steps(monkeypatch, record):
+    """law_study's dataset, fit and probe replaced by recorders: (made, fits, probes), made[name]
+    = record(command, world, options); fits (name, configs, options); probes (items, options)."""
+    made, fits, probes = {}, [], []
+
+    def dataset(command, world, out, *options):
+        made[out.name] = record(command, world, options)
+        return out
+
+    monkeypatch.setattr(law_study, "dataset", dataset)
+    monkeypatch.setattr(law_study, "fit", lambda name, configs, steps, *o: fits.append(
+        (name, configs, o)) or name)  # fmt: skip
+    monkeypatch.setattr(law_study, "probe", lambda ckpt, items, out, *o: probes.append((items, o)))
+    return made, fits, probes
+
+
 def test_a_data_variant_trains_and_probes_on_its_own_copy_of_the_laws_sets(monkeypatch):
     made, fits, probes = {}, [], []
 
@@ -138,16 +154,7 @@ def test_every_variant_s_diffs_exist_and_the_sixth_session_s_train_on_the_link_s
 def test_a_train_only_variant_trains_on_its_own_set_and_is_probed_on_the_shared_items(
     monkeypatch,
 ):
-    made, fits, probes = {}, [], []
-
-    def dataset(command, world, out, *options):
-        made[out.name] = (command, options)
-        return out
-
-    monkeypatch.setattr(law_study, "dataset", dataset)
-    monkeypatch.setattr(law_study, "fit", lambda name, configs, steps, *o: fits.append(
-        (name, configs, o)) or name)  # fmt: skip
-    monkeypatch.setattr(law_study, "probe", lambda ckpt, items, out, *o: probes.append((items, o)))
+    made, fits, probes = fake_steps(monkeypatch, lambda command, world, options: (command, options))
     d = law_study.datasets(["justice"], ["links-events-explore50"])
     command, options = made["justice-links-explore50"]
     # the link set's generation, plus the exploratory ego; no items of its own
@@ -168,16 +175,7 @@ def test_a_train_only_variant_trains_on_its_own_set_and_is_probed_on_the_shared_
 
 
 def test_the_crops_variants_train_on_their_own_32_px_sets_in_both_worlds(monkeypatch):
-    made, fits, probes = {}, [], []
-
-    def dataset(command, world, out, *options):
-        made[out.name] = (world, options)
-        return out
-
-    monkeypatch.setattr(law_study, "dataset", dataset)
-    monkeypatch.setattr(law_study, "fit", lambda name, configs, steps, *o: fits.append(
-        (name, configs, o)) or name)  # fmt: skip
-    monkeypatch.setattr(law_study, "probe", lambda ckpt, items, out, *o: probes.append((items, o)))
+    made, fits, probes = fake_steps(monkeypatch, lambda command, world, options: (world, options))
     d = law_study.datasets(["reciprocity"], ["crops", "physical-crops"])
     assert sorted(made) == ["physics-crops", "physics-crops_items", "reciprocity-crops",
                             "reciprocity-crops_consequence", "reciprocity-crops_items"]  # fmt: skip

@@ -133,6 +133,21 @@ class StateEncoder(nn.Module):
         return self.net(state.float())  # (B, width)
 
 
+def object_head(objects: int, width: int, depth: int) -> tuple[nn.Parameter, nn.Sequential]:
+    """What the object encoders (state, crops) share after their first map to `width`: a
+    learned embedding of each object's identity (added; the same features of the ego and of
+    agent 3 must not encode alike), then LayerNorm, GELU and `depth` - 1 more (Linear,
+    LayerNorm, GELU) layers per object. Returns (identity (k, width), layers)."""
+    if depth < 1:
+        raise ValueError(f"encoder depth must be >= 1, got {depth}")
+    ident = nn.Parameter(torch.zeros(objects, width))
+    nn.init.trunc_normal_(ident, std=0.02)
+    layers = [nn.LayerNorm(width), nn.GELU()]
+    for _ in range(depth - 1):
+        layers += [nn.Linear(width, width), nn.LayerNorm(width), nn.GELU()]
+    return ident, nn.Sequential(*layers)
+
+
 class ObjectStateEncoder(nn.Module):
     """One shared MLP per object of the symbolic observation: (B, F) -> (B, k, width).
 
@@ -152,16 +167,9 @@ class ObjectStateEncoder(nn.Module):
         super().__init__()
         if objects < 1 or state_dim % objects:
             raise ValueError(f"{objects} objects do not divide the {state_dim} state features")
-        if depth < 1:
-            raise ValueError(f"encoder depth must be >= 1, got {depth}")
         self.objects = objects
         self.first = nn.Linear(state_dim // objects, width)
-        self.ident = nn.Parameter(torch.zeros(objects, width))
-        nn.init.trunc_normal_(self.ident, std=0.02)
-        layers = [nn.LayerNorm(width), nn.GELU()]
-        for _ in range(depth - 1):
-            layers += [nn.Linear(width, width), nn.LayerNorm(width), nn.GELU()]
-        self.net = nn.Sequential(*layers)
+        self.ident, self.net = object_head(objects, width, depth)
         self.out_dim = width
 
     def forward(self, state: Tensor) -> Tensor:  # (B, F)
@@ -204,8 +212,6 @@ class CropEncoder(nn.Module):
                 f"{obs_size} features are not {objects} crop rows of 2 + 3 C^2 (position, "
                 "then a C x C RGB crop)"
             )
-        if depth < 1:
-            raise ValueError(f"encoder depth must be >= 1, got {depth}")
         self.objects, self.side = objects, crop_side(obs_size // objects)
         convs, side, chans = [], self.side, 3
         while side > 2 or not convs:  # at least one convolution
@@ -213,19 +219,18 @@ class CropEncoder(nn.Module):
             side, chans = (side + 1) // 2, width
         self.cnn = nn.Sequential(*convs, nn.Flatten(), nn.Linear(width * side * side, width))
         self.where = nn.Linear(2, width)
-        self.ident = nn.Parameter(torch.zeros(objects, width))
-        nn.init.trunc_normal_(self.ident, std=0.02)
-        layers = [nn.LayerNorm(width), nn.GELU()]
-        for _ in range(depth - 1):
-            layers += [nn.Linear(width, width), nn.LayerNorm(width), nn.GELU()]
-        self.net = nn.Sequential(*layers)
+        self.ident, self.net = object_head(objects, width, depth)
         self.out_dim = width
 
     def forward(self, obs: Tensor) -> Tensor:  # (B, F)
+        return self.layers(obs)[1]  # (B, k, width)
+
+    def layers(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, F) -> the CNN's feature of each crop and the token, each (B, k, width)."""
         rows = rearrange(obs.float(), "b (k f) -> b k f", k=self.objects)  # (B, k, 2 + 3C^2)
         img = rearrange(rows[..., 2:], "b k (h w c) -> (b k) c h w", h=self.side, w=self.side)
         feat = rearrange(self.cnn(img.div(127.5).sub(1.0)), "(b k) w -> b k w", k=self.objects)
-        return self.net(feat + self.where(rows[..., :2]) + self.ident)  # (B, k, width)
+        return feat, self.net(feat + self.where(rows[..., :2]) + self.ident)
 
 
 class StateIdentity(nn.Module):
