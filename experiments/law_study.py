@@ -55,6 +55,9 @@ LINKS = ("-links", ["--state-links"])
 # 8 x 8 crop and position (`--crops`, the `crops` observation) in both worlds; the state keeps
 # the link columns, so the states of both worlds read one layout as with `links`.
 CROPS = ("-crops", ["--state-links", "--image-size", "32", "--crops", "8"])
+# Tenth session: legibility by size (issue 28): 64 px frames and 16 px crops, the same world and
+# episodes; the cue ring spans 4x the pixels (radii 4.2-7.2 px around a 3.2 px disc).
+CROPS64 = ("-crops64", ["--state-links", "--image-size", "64", "--crops", "16"])
 DATA_VARIANTS = {
     "links": LINKS,
     "links-deep": LINKS,
@@ -71,6 +74,9 @@ DATA_VARIANTS = {
     "crops-widez-frozen": CROPS,
     "physical-crops": CROPS,
     "physical-crops-widez": CROPS,
+    "crops64-widez": CROPS64,
+    "crops64-widez-frozen": CROPS64,
+    "physical-crops64-widez": CROPS64,
 }
 # variant -> (suffix, extra world options) of its own *training* set, made beside its
 # DATA_VARIANTS sets (same seed); it is probed on those sets' items, so the comparison with the
@@ -124,6 +130,20 @@ VARIANTS = {
         "physics",
         ["experiments/law/crops.yaml", "experiments/law/wide-z.yaml"],
     ),
+    # tenth session: the same models on 64 px frames and 16 px crops (legibility by size)
+    "crops64-widez": ("polis", ["experiments/law/crops.yaml", "experiments/law/wide-z.yaml"]),
+    "crops64-widez-frozen": (
+        "polis",
+        [
+            "experiments/law/crops.yaml",
+            "experiments/law/wide-z.yaml",
+            "experiments/ablations/frozen.yaml",
+        ],
+    ),
+    "physical-crops64-widez": (
+        "physics",
+        ["experiments/law/crops.yaml", "experiments/law/wide-z.yaml"],
+    ),
     "physical": ("physics", []),
     "physical-links": ("physics", []),
 }
@@ -132,6 +152,7 @@ TWO_BY_TWO = {
     "links",
     "crops",
     "crops-widez",
+    "crops64-widez",
 }  # political variants also probed on physics items
 MODEL = {"polis": "political", "physics": "physical"}
 

@@ -125,7 +125,10 @@ class JEPAModule(L.LightningModule):
         frame_skip: frames per time step; linked from data (the probes step the same way).
         history: H, frames of context the predictor attends to; must be < window.
         embed_dim: D, embedding dimension (with target `oracle`: the state's size, obs_size).
-        projector_hidden: hidden size of the encoder's BN projector.
+        projector_hidden: hidden size of the encoder's BN projector (`mlp` only).
+        projector: the encoder's projector to z: `mlp` (LeWM: Linear, BatchNorm, GELU, Linear)
+            or `linear` (Linear, BatchNorm: an affine map, so what the encoder's output holds
+            linearly z holds linearly; models/projector.py).
         encoder: frame encoder settings.
         predictor: predictor settings.
         regularizer: anti-collapse term: `sigreg` (LeWM), `vicreg`, or `none` (collapses).
@@ -179,6 +182,7 @@ class JEPAModule(L.LightningModule):
         prediction: PredictionName = "mse",
         optim: OptimConfig = OptimConfig(),  # noqa: B008
         feature_weights: list[float] | None = None,
+        projector: str = "mlp",
     ):
         super().__init__()
         if not _finite(lam) or lam < 0:
@@ -211,6 +215,7 @@ class JEPAModule(L.LightningModule):
             target=target,
             objects=objects,
             prediction=prediction,
+            projector=projector,
         )
         self.add_module(regularizer, REGULARIZERS[regularizer](num_directions))
         self.target_encoder = TARGETS[target](self.model, ema_momentum)

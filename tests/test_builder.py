@@ -93,3 +93,30 @@ def test_bad_names_and_sections_are_one_line_errors():
         as_config(EncoderConfig, {"widht": 3})
     with pytest.raises(ValueError, match="model.ema_momentum must be in"):
         JEPAModule(**{**HPARAMS, "target": "ema", "ema_momentum": 1.5})
+    with pytest.raises(ValueError, match="model.projector must be one of mlp, linear, got 'lin'"):
+        build_world_model(**{**architecture(HPARAMS), "projector": "lin"})
+
+
+def test_the_linear_projector_keeps_every_linear_read_of_the_encoder_output():
+    """`projector: linear` maps each object's feature to z by Linear and BatchNorm: an affine,
+    invertible map (square and full rank here), so the encoder's output is a linear function of z
+    and any linear read of it is one of z; the MLP projector has a hidden nonlinearity."""
+    torch.manual_seed(0)
+    hp = {**architecture(HPARAMS), "embed_dim": 32, "encoder": {**HPARAMS["encoder"], "width": 16}}
+    model = build_world_model(**hp, projector="linear").eval()
+    assert [type(m).__name__ for m in model.projector.children()] == ["Linear", "BatchNorm1d"]
+    x = torch.randn(256, 12)
+    tok = model.encoder(x).flatten(0, 1)  # (512, 16)
+    z = model.projector(tok)  # (512, 16)
+    assert z.shape == tok.shape
+    fit = torch.linalg.lstsq(torch.cat([z, torch.ones(len(z), 1)], 1), tok).solution
+    resid = torch.cat([z, torch.ones(len(z), 1)], 1) @ fit - tok
+    assert resid.abs().max() < 1e-4  # the token is recovered exactly from z
+    mlp = build_world_model(**hp).eval()
+    assert any(isinstance(m, torch.nn.GELU) for m in mlp.projector.modules())
+    # the module builds it from its hyperparameter, and a checkpoint's hparams rebuild it
+    module = JEPAModule(**{**HPARAMS, "embed_dim": 32, "projector": "linear"})
+    assert type(module.model.projector).__name__ == "LinearProjector"
+    assert type(build_world_model(**architecture(dict(module.hparams))).projector).__name__ == (
+        "LinearProjector"
+    )

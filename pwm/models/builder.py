@@ -8,7 +8,8 @@ from the same values. The choices made here:
 - the encoder follows the observation: a ViT for pixels, an MLP for the flat state, one
   shared MLP per object when the state splits into `objects` k > 1, and one shared CNN per
   object crop for `crops` (pixels around each agent at the simulator's positions; encoders.py);
-- the BN projector maps each object's feature to its D / k part of the embedding z;
+- the BN projector maps each object's feature to its D / k part of the embedding z (`projector`:
+  LeWM's MLP, or `linear`, an affine map that keeps every linear read of the encoder's output);
 - `target: oracle` has no encoder to learn: z is the state standardised per feature (D = the
   state's size), so only the predictor learns; no other target changes the network;
 - the predictor (predictor.py) covers windows of up to `window` frames and attends to `history`;
@@ -37,7 +38,7 @@ from pwm.models.encoders import (
 )
 from pwm.models.jepa import WorldModel
 from pwm.models.predictor import Predictor
-from pwm.models.projector import Projector, Standardizer
+from pwm.models.projector import PROJECTORS, Standardizer
 from pwm.models.targets import TARGETS
 
 OBSERVATIONS = ("pixels", "state", "crops")  # what the encoder reads (data.observation)
@@ -109,6 +110,7 @@ def build_world_model(
     target: str = "online",
     objects: int = 1,
     prediction: str = "mse",
+    projector: str = "mlp",
 ) -> WorldModel:
     """A randomly initialised WorldModel (training mode), drawn from torch's global RNG.
 
@@ -119,6 +121,9 @@ def build_world_model(
     encoder, predictor = as_config(EncoderConfig, encoder), as_config(PredictorConfig, predictor)
     check(observation, obs_size, window, history, embed_dim, encoder, target, objects,
           projector_hidden=projector_hidden, predictor=predictor)  # fmt: skip
+    if projector not in PROJECTORS:
+        names = ", ".join(PROJECTORS)
+        raise ValueError(f"model.projector must be one of {names}, got {projector!r}")
     if prediction not in PREDICTION_LOSSES:
         names = ", ".join(PREDICTION_LOSSES)
         raise ValueError(f"model.prediction must be one of {names}, got {prediction!r}")
@@ -126,7 +131,7 @@ def build_world_model(
         enc, proj, embed_dim = StateIdentity(obs_size), Standardizer(obs_size), obs_size
     else:
         enc = frame_encoder(observation, obs_size, encoder, objects)
-        proj = Projector(enc.out_dim, projector_hidden, embed_dim // objects)  # per object
+        proj = PROJECTORS[projector](enc.out_dim, projector_hidden, embed_dim // objects)
     p = predictor
     pred = Predictor(
         embed_dim,

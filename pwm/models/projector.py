@@ -2,6 +2,11 @@
 
 BatchNorm is needed after the ViT's final LayerNorm, which otherwise pins every embedding to a
 sphere-like shell that SIGReg's Gaussian target cannot reach. Accepts (..., in_dim).
+
+`LinearProjector` (`model.projector: linear`, tenth session, issue 28): Linear -> BatchNorm1d,
+an affine map, so every linear read of the encoder's output stays a linear read of z (the MLP
+projector's last layer maps its hidden layer down to z and may drop any direction: in the crop
+models the cue's linear R² is 0.79 in its hidden layer and 0.50 in z).
 """
 
 from __future__ import annotations
@@ -24,6 +29,26 @@ class Projector(nn.Module):
         h = self.fc1(x.reshape(-1, x.shape[-1]))  # (N, hidden)
         h = self.fc2(self.act(self.bn(h)))  # (N, out)
         return h.reshape(*lead, -1)  # (..., out)
+
+
+class LinearProjector(nn.Module):
+    """Linear(in, out) -> BatchNorm1d(out) on (..., in_dim): an affine map to z."""
+
+    def __init__(self, in_dim: int, out_dim: int):
+        super().__init__()
+        self.fc = nn.Linear(in_dim, out_dim)
+        self.bn = nn.BatchNorm1d(out_dim)
+
+    def forward(self, x: Tensor) -> Tensor:  # (..., in_dim)
+        lead = x.shape[:-1]
+        return self.bn(self.fc(x.reshape(-1, x.shape[-1]))).reshape(*lead, -1)  # (..., out)
+
+
+# model.projector -> the encoder's projector, given (in_dim, hidden_dim, out_dim)
+PROJECTORS = {
+    "mlp": Projector,
+    "linear": lambda in_dim, hidden_dim, out_dim: LinearProjector(in_dim, out_dim),
+}
 
 
 class Standardizer(nn.Module):
