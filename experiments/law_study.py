@@ -74,6 +74,8 @@ DATA_VARIANTS = {
     "crops-widez-frozen": CROPS,
     "physical-crops": CROPS,
     "physical-crops-widez": CROPS,
+    "crops-widez-linear": CROPS,
+    "physical-crops-widez-linear": CROPS,
     "crops64-widez": CROPS64,
     "crops64-widez-frozen": CROPS64,
     "physical-crops64-widez": CROPS64,
@@ -130,7 +132,25 @@ VARIANTS = {
         "physics",
         ["experiments/law/crops.yaml", "experiments/law/wide-z.yaml"],
     ),
-    # tenth session: the same models on 64 px frames and 16 px crops (legibility by size)
+    # tenth session: an affine projector to z (law/linear-proj.yaml: the MLP projector's last
+    # layer is where the crop models lose the cue)
+    "crops-widez-linear": (
+        "polis",
+        [
+            "experiments/law/crops.yaml",
+            "experiments/law/wide-z.yaml",
+            "experiments/law/linear-proj.yaml",
+        ],
+    ),
+    "physical-crops-widez-linear": (
+        "physics",
+        [
+            "experiments/law/crops.yaml",
+            "experiments/law/wide-z.yaml",
+            "experiments/law/linear-proj.yaml",
+        ],
+    ),
+    # ... the same models on 64 px frames and 16 px crops (legibility by size)
     "crops64-widez": ("polis", ["experiments/law/crops.yaml", "experiments/law/wide-z.yaml"]),
     "crops64-widez-frozen": (
         "polis",
@@ -153,6 +173,7 @@ TWO_BY_TWO = {
     "crops",
     "crops-widez",
     "crops64-widez",
+    "crops-widez-linear",
 }  # political variants also probed on physics items
 MODEL = {"polis": "political", "physics": "physical"}
 
