@@ -5,11 +5,16 @@
 Per checkpoint and for a random network of the same architecture (seed 0): the held-out R² of
 a ridge regression (λ 0.01, fit on the first half of the agent-steps, scored on the second) of
 each agent's cue (the state's cue_c, cue_d) from the CNN's output, the encoder's token (after
-the position, identity and MLP) and the agent's block of z (after the projector: what the
-predictor sees and predicts). Read at the checkpoint's time step (every `frame_skip`-th frame from
-frame 0, as the round-level models train) of the first `--episodes` episodes of the first shard
-of `--data`. A screening
+the position, identity and MLP), the MLP projector's hidden layer (`hidden`, after its
+BatchNorm and GELU; absent for `model.projector: linear`) and the agent's block of z (after the
+projector: what the predictor sees and predicts). Read at the checkpoint's time step (every
+`frame_skip`-th frame from frame 0, as the round-level models train) of the first `--episodes`
+episodes of the first shard of `--data`. A screening
 diagnostic for issue 28: `pwm probe`'s linear probe of the cues reads z on the item set.
+
+`--pixels` also reads the cue from the crops' raw pixels (the same agent-steps and halves): a
+ridge regression (`linear`) and a one-hidden-layer MLP (`mlp`: 256 GELU units, Adam 1e-3, 1,500
+steps of 256, seed 0): how legible the cue is in the pixels at all, linearly and not.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import torch
 from pwm.checkpoint import CheckpointError, load_world_model
 from pwm.data.format import DatasetError, open_dataset
 from pwm.models.builder import architecture, build_world_model
+from pwm.models.projector import Projector
 
 
 def ridge_r2(f: np.ndarray, y: np.ndarray, lam: float = 1e-2) -> float:
@@ -38,11 +44,37 @@ def ridge_r2(f: np.ndarray, y: np.ndarray, lam: float = 1e-2) -> float:
 
 
 def layers(model, obs: torch.Tensor) -> dict[str, np.ndarray]:
-    """(N, F) crops observation -> per agent-step features of the CNN, the token and z."""
+    """(N, F) crops observation -> per agent-step features of the CNN, the token, the MLP
+    projector's hidden layer (if it has one) and z."""
     with torch.no_grad():
         cnn, tokens = model.encoder.layers(obs)  # (N, k, width) each
-        out = {"cnn": cnn, "token": tokens, "z": model.projector(tokens)}
+        out = {"cnn": cnn, "token": tokens}
+        proj = model.projector
+        if isinstance(proj, Projector):  # Linear, BatchNorm, GELU | Linear
+            flat = tokens.flatten(0, 1)  # (N k, width)
+            out["hidden"] = proj.act(proj.bn(proj.fc1(flat))).unflatten(0, tokens.shape[:2])
+        out["z"] = proj(tokens)
     return {key: v.flatten(0, 1).double().numpy() for key, v in out.items()}
+
+
+def mlp_r2(f: np.ndarray, y: np.ndarray, steps: int = 1500, seed: int = 0) -> float:
+    """Held-out R² (second half) of a one-hidden-layer MLP fit on the first half."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    x, t = torch.from_numpy(f).float(), torch.from_numpy(y).float()
+    n = len(x) // 2
+    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 256), torch.nn.GELU(),
+                              torch.nn.Linear(256, t.shape[1]))  # fmt: skip
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    for _ in range(steps):
+        i = torch.randint(0, n, (256,), generator=g)
+        loss = ((net(x[i]) - t[i]) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        res = net(x[n:]) - t[n:]
+    return float(1 - (res**2).sum() / ((t[n:] - t[n:].mean(0)) ** 2).sum())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=Path("data/law-study/reciprocity-crops"))
     p.add_argument("--episodes", type=int, default=48)
     p.add_argument("--out", type=Path)
+    p.add_argument("--pixels", action="store_true", help="also read the cue from raw pixels")
+    p.add_argument("--mlp-steps", type=int, default=1500, help="the pixel MLP's steps")
     args = p.parse_args(argv)
     try:
         return run(args)
@@ -62,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.episodes < 2:
         raise ValueError(f"--episodes must be >= 2 (half fits, half scores), got {args.episodes}")
+    if args.mlp_steps < 1:
+        raise ValueError(f"--mlp-steps must be >= 1, got {args.mlp_steps}")
     ds = open_dataset(args.data)
     if "crops" not in ds.names or "state" not in ds.names:
         raise ValueError(f"{args.data} has no 'crops' and 'state' arrays")
@@ -84,6 +120,11 @@ def run(args: argparse.Namespace) -> int:
             for name, m in (("trained", model), ("random", rand))
         }
         print(ckpt, out[str(ckpt)])
+    if args.pixels:  # the crops' pixels without the position, scaled as the encoder does
+        pix = x.reshape(-1, x.shape[-1] // k)[:, 2:].double().numpy() / 127.5 - 1.0
+        mlp = mlp_r2(pix, cue, args.mlp_steps)
+        out["pixels"] = {"linear": round(ridge_r2(pix, cue), 3), "mlp": round(mlp, 3)}
+        print("pixels", out["pixels"])
     if args.out:
         args.out.write_text(json.dumps(out, indent=1) + "\n")
     return 0

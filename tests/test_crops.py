@@ -219,9 +219,20 @@ def test_crop_cue_reads_each_layer_and_refuses_what_it_cannot_read(tmp_path, cap
         crop_cue.main([str(ckpt), "--data", str(data), "--episodes", "4", "--out", str(out)]) == 0
     )
     got = json.loads(out.read_text())[str(ckpt)]
-    assert set(got) == {"trained", "random"} and set(got["trained"]) == {"cnn", "token", "z"}
+    assert set(got) == {"trained", "random"}
+    assert set(got["trained"]) == {"cnn", "token", "hidden", "z"}  # the MLP projector's hidden
     assert all(np.isfinite(v) for layer in got.values() for v in layer.values())
+    lin = test_variants.small(observation="crops", obs_size=6 * 50, objects=6, embed_dim=12,
+                              projector="linear")  # fmt: skip
+    lin.hparams["frame_skip"] = 6
+    torch.save({"hyper_parameters": dict(lin.hparams), "state_dict": lin.state_dict()}, ckpt)
+    args = [str(ckpt), "--data", str(data), "--episodes", "4", "--out", str(out), "--pixels",
+            "--mlp-steps", "5"]  # fmt: skip
+    assert crop_cue.main(args) == 0
+    got = json.loads(out.read_text())
+    assert set(got[str(ckpt)]["random"]) == {"cnn", "token", "z"}
+    assert set(got["pixels"]) == {"linear", "mlp"} and all(map(np.isfinite, got["pixels"].values()))
     capsys.readouterr()
-    for bad in (["--episodes", "1"], ["--data", str(tmp_path / "none")]):
+    for bad in (["--episodes", "1"], ["--data", str(tmp_path / "none")], ["--mlp-steps", "0"]):
         assert crop_cue.main([str(ckpt), "--data", str(data), *bad]) == 2
         assert len(capsys.readouterr().err.strip().splitlines()) == 1
