@@ -51,20 +51,21 @@ def layers(model, obs: torch.Tensor) -> dict[str, np.ndarray]:
         out = {"cnn": cnn, "token": tokens}
         proj = model.projector
         if isinstance(proj, Projector):  # Linear, BatchNorm, GELU | Linear
-            flat = tokens.flatten(0, 1)  # (N k, width)
-            out["hidden"] = proj.act(proj.bn(proj.fc1(flat))).unflatten(0, tokens.shape[:2])
+            out["hidden"] = proj.hidden(tokens)  # (N, k, hidden)
         out["z"] = proj(tokens)
     return {key: v.flatten(0, 1).double().numpy() for key, v in out.items()}
 
 
 def mlp_r2(f: np.ndarray, y: np.ndarray, steps: int = 1500, seed: int = 0) -> float:
-    """Held-out R² (second half) of a one-hidden-layer MLP fit on the first half."""
+    """Held-out R² (second half) of a one-hidden-layer MLP fit on the first half (its weights
+    and batches from `seed`; the global RNG is left as it was)."""
     g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
     x, t = torch.from_numpy(f).float(), torch.from_numpy(y).float()
     n = len(x) // 2
-    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 256), torch.nn.GELU(),
-                              torch.nn.Linear(256, t.shape[1]))  # fmt: skip
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 256), torch.nn.GELU(),
+                                  torch.nn.Linear(256, t.shape[1]))  # fmt: skip
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     for _ in range(steps):
         i = torch.randint(0, n, (256,), generator=g)

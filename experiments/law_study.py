@@ -55,9 +55,6 @@ LINKS = ("-links", ["--state-links"])
 # 8 x 8 crop and position (`--crops`, the `crops` observation) in both worlds; the state keeps
 # the link columns, so the states of both worlds read one layout as with `links`.
 CROPS = ("-crops", ["--state-links", "--image-size", "32", "--crops", "8"])
-# Tenth session: legibility by size (issue 28): 64 px frames and 16 px crops, the same world and
-# episodes; the cue ring spans 4x the pixels (radii 4.2-7.2 px around a 3.2 px disc).
-CROPS64 = ("-crops64", ["--state-links", "--image-size", "64", "--crops", "16"])
 DATA_VARIANTS = {
     "links": LINKS,
     "links-deep": LINKS,
@@ -76,9 +73,6 @@ DATA_VARIANTS = {
     "physical-crops-widez": CROPS,
     "crops-widez-linear": CROPS,
     "physical-crops-widez-linear": CROPS,
-    "crops64-widez": CROPS64,
-    "crops64-widez-frozen": CROPS64,
-    "physical-crops64-widez": CROPS64,
 }
 # variant -> (suffix, extra world options) of its own *training* set, made beside its
 # DATA_VARIANTS sets (same seed); it is probed on those sets' items, so the comparison with the
@@ -87,6 +81,9 @@ DATA_VARIANTS = {
 # contexts of the R items, are covered by more training windows.
 EXPLORE50 = ("-links-explore50", ["--state-links", "--ego-explore", "0.5"])
 TRAIN_ONLY = {"links-events-explore50": EXPLORE50, "links-explore50": EXPLORE50}
+# the crop models' diffs: object tokens from pixels, and 64 dimensions of z per agent
+CROP = "experiments/law/crops.yaml"
+CROP_WIDE = [CROP, "experiments/law/wide-z.yaml"]
 VARIANTS = {
     "round": ("polis", []),
     "oracle": ("polis", ["experiments/law/oracle.yaml"]),
@@ -114,56 +111,18 @@ VARIANTS = {
         ["experiments/law/oracle.yaml", "experiments/law/motion.yaml"],
     ),
     # ninth session (issue 28): the agents' tokens encoded from their pixels (law/crops.yaml)
-    "crops": ("polis", ["experiments/law/crops.yaml"]),
+    "crops": ("polis", [CROP]),
     # ... with 64 dimensions per agent (the screen: the crop model's 16-d z drops the cue)
-    "crops-widez": ("polis", ["experiments/law/crops.yaml", "experiments/law/wide-z.yaml"]),
+    "crops-widez": ("polis", CROP_WIDE),
     # ... a diagnostic: encoder and projector frozen at their random init (which keeps the cue in
     # z), only the predictor learns: can it learn the law from these pixel features at all?
-    "crops-widez-frozen": (
-        "polis",
-        [
-            "experiments/law/crops.yaml",
-            "experiments/law/wide-z.yaml",
-            "experiments/ablations/frozen.yaml",
-        ],
-    ),
-    "physical-crops": ("physics", ["experiments/law/crops.yaml"]),  # the 2x2 from pixels
-    "physical-crops-widez": (
-        "physics",
-        ["experiments/law/crops.yaml", "experiments/law/wide-z.yaml"],
-    ),
+    "crops-widez-frozen": ("polis", [*CROP_WIDE, "experiments/ablations/frozen.yaml"]),
+    "physical-crops": ("physics", [CROP]),  # the 2x2 from pixels
+    "physical-crops-widez": ("physics", CROP_WIDE),
     # tenth session: an affine projector to z (law/linear-proj.yaml: the MLP projector's last
     # layer is where the crop models lose the cue)
-    "crops-widez-linear": (
-        "polis",
-        [
-            "experiments/law/crops.yaml",
-            "experiments/law/wide-z.yaml",
-            "experiments/law/linear-proj.yaml",
-        ],
-    ),
-    "physical-crops-widez-linear": (
-        "physics",
-        [
-            "experiments/law/crops.yaml",
-            "experiments/law/wide-z.yaml",
-            "experiments/law/linear-proj.yaml",
-        ],
-    ),
-    # ... the same models on 64 px frames and 16 px crops (legibility by size)
-    "crops64-widez": ("polis", ["experiments/law/crops.yaml", "experiments/law/wide-z.yaml"]),
-    "crops64-widez-frozen": (
-        "polis",
-        [
-            "experiments/law/crops.yaml",
-            "experiments/law/wide-z.yaml",
-            "experiments/ablations/frozen.yaml",
-        ],
-    ),
-    "physical-crops64-widez": (
-        "physics",
-        ["experiments/law/crops.yaml", "experiments/law/wide-z.yaml"],
-    ),
+    "crops-widez-linear": ("polis", [*CROP_WIDE, "experiments/law/linear-proj.yaml"]),
+    "physical-crops-widez-linear": ("physics", [*CROP_WIDE, "experiments/law/linear-proj.yaml"]),
     "physical": ("physics", []),
     "physical-links": ("physics", []),
 }
@@ -172,7 +131,6 @@ TWO_BY_TWO = {
     "links",
     "crops",
     "crops-widez",
-    "crops64-widez",
     "crops-widez-linear",
 }  # political variants also probed on physics items
 MODEL = {"polis": "political", "physics": "physical"}

@@ -40,12 +40,14 @@ from pwm.health import effective_rank, embedding_std
 from pwm.losses import PREDICTION_LOSSES, REGULARIZERS
 from pwm.losses.prediction import weighted_loss
 from pwm.models import EncoderConfig, PredictorConfig, as_config, build_world_model
+from pwm.models.projector import PROJECTORS
 from pwm.models.targets import TARGETS
 
 # the choices of `model.regularizer` and `model.target` (and of `--help`): the tables' names
 RegularizerName = Literal[tuple(REGULARIZERS)]
 PredictionName = Literal[tuple(PREDICTION_LOSSES)]
 TargetName = Literal[tuple(TARGETS)]
+ProjectorName = Literal[tuple(PROJECTORS)]
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,7 @@ class JEPAModule(L.LightningModule):
         prediction: PredictionName = "mse",
         optim: OptimConfig = OptimConfig(),  # noqa: B008
         feature_weights: list[float] | None = None,
-        projector: str = "mlp",
+        projector: ProjectorName = "mlp",
     ):
         super().__init__()
         if not _finite(lam) or lam < 0:

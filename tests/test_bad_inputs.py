@@ -421,6 +421,7 @@ CASES = [
     ("unknown regulariser", lambda i: fit(i, "--model.regularizer=bogus"), "Got value: bogus"),
     ("unknown target", lambda i: fit(i, "--model.target=bogus"), "Got value: bogus"),
     ("unknown prediction", lambda i: fit(i, "--model.prediction=bogus"), "Got value: bogus"),
+    ("unknown projector", lambda i: fit(i, "--model.projector=bogus"), "Got value: bogus"),
     ("unknown model key", lambda i: fit(i, "--model.encoder.widht=3"), "widht"),
     # ---- configs: data ranges and consistency -------------------------------------------------
     ("window 1", lambda i: fit(i, "--data.window=1"), "data.window must be >= 2"),

@@ -25,10 +25,13 @@ class Projector(nn.Module):
         self.fc2 = nn.Linear(hidden_dim, out_dim)
 
     def forward(self, x: Tensor) -> Tensor:  # (..., in_dim)
+        return self.fc2(self.hidden(x))  # (..., out)
+
+    def hidden(self, x: Tensor) -> Tensor:
+        """(..., in_dim) -> the hidden layer after BatchNorm and GELU, (..., hidden_dim)."""
         lead = x.shape[:-1]
-        h = self.fc1(x.reshape(-1, x.shape[-1]))  # (N, hidden)
-        h = self.fc2(self.act(self.bn(h)))  # (N, out)
-        return h.reshape(*lead, -1)  # (..., out)
+        h = self.act(self.bn(self.fc1(x.reshape(-1, x.shape[-1]))))  # (N, hidden)
+        return h.reshape(*lead, -1)
 
 
 class LinearProjector(nn.Module):
